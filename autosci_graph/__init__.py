@@ -1,0 +1,38 @@
+"""autosci_graph: self-organizing teams of AI research agents (AutoScientists) on LangGraph.
+
+The public face. Heavy modules (LangGraph, Chroma, torch) load lazily on first use, so
+``import autosci_graph`` stays fast and the CLI starts quickly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    "ResearchTask": "autosci_graph.task",
+    "load_task": "autosci_graph.task",
+    "Change": "autosci_graph.state",
+    "RunResult": "autosci_graph.state",
+    "RunRequest": "autosci_graph.state",
+    "AutosciError": "autosci_graph.errors",
+    "Executor": "autosci_graph.tools.base",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'autosci_graph' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

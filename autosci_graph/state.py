@@ -1,0 +1,213 @@
+"""Records of the shared experimental state (the lab notebook) and the graph state.
+
+Records are frozen pydantic models that serialize to JSON. The graph state itself holds only their
+JSON form (plain dicts), so checkpoints round-trip without custom serializers; convert at the edges
+with ``Model.model_validate(d)`` and ``model.to_state()``.
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+from typing import Annotated, Any, Literal, TypedDict
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from autosci_graph.task import KnobValue
+
+RunStatus = Literal["ok", "timeout", "crash", "oom", "diverged", "no_metric", "bad_change"]
+FAILURE_STATUSES: tuple[RunStatus, ...] = ("timeout", "crash", "oom", "diverged", "no_metric", "bad_change")
+Outcome = Literal["keep", "discard", "crash", "pending_confirmation"]
+Direction = Literal["increase", "decrease", "set", "code"]
+TeamStatus = Literal["active", "falsified", "merged", "dissolved"]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def to_state(self) -> dict[str, Any]:
+        """The JSON-able form kept in graph state and checkpoints."""
+        return self.model_dump(mode="json")
+
+
+class Change(Record):
+    """A concrete change to the task: knob overrides and/or a unified diff of editable files."""
+
+    knobs: dict[str, KnobValue] = Field(default_factory=dict)
+    diff: str | None = None
+    description: str = ""
+
+    def is_empty(self) -> bool:
+        return not self.knobs and not (self.diff and self.diff.strip())
+
+
+class Provenance(Record):
+    """Everything needed to reproduce a run with one command."""
+
+    command: list[str]
+    cwd: str
+    seed: int
+    slot: str
+    env_fingerprint: dict[str, str] = Field(default_factory=dict)
+    data_hash: str | None = None
+    task_root: str = ""
+    task_name: str = ""
+
+
+class RunResult(Record):
+    """The outcome of one experiment. A failure is data, never an exception."""
+
+    experiment_id: str
+    status: RunStatus
+    change: Change
+    seed: int
+    metric_name: str
+    metric: float | None = None
+    #: Every ``name: value`` the run reported (summary block, last JSON line, regex).
+    metrics: dict[str, float] = Field(default_factory=dict)
+    #: Learning curve from JSON lines: one dict per line, e.g. ``{"step": 100, "val_bpb": 1.2}``.
+    curve: list[dict[str, float]] = Field(default_factory=list)
+    error: str | None = None
+    log_tail: str = ""
+    log_path: str | None = None
+    workspace: str | None = None
+    started_at: float = 0.0
+    ended_at: float = 0.0
+    provenance: Provenance | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and self.metric is not None
+
+    @property
+    def duration_s(self) -> float:
+        return max(0.0, self.ended_at - self.started_at)
+
+
+class RunRequest(Record):
+    """What an executor is asked to run. ``experiment_id`` makes submission idempotent."""
+
+    experiment_id: str
+    change: Change = Field(default_factory=Change)
+    seed: int = 0
+
+
+# ----------------------------------------------------------------------------------------------
+# The lab notebook
+# ----------------------------------------------------------------------------------------------
+
+
+class Proposal(Record):
+    """A tagged, concrete proposal an agent wants to run."""
+
+    proposal_id: str
+    author: str
+    team: str
+    axis: str | None
+    direction: Direction | None
+    change: Change
+    rationale: str = ""
+    prediction: str = ""
+    bold: bool = False
+    #: Required when the change falls inside a recorded failed range.
+    what_is_different: str = ""
+    revision: int = 0
+
+
+class Review(Record):
+    """A critique of a proposal. A review without a reason is not a review."""
+
+    proposal_id: str
+    reviewer: str
+    approve: bool
+    reason: str = Field(min_length=1)
+    rule: str | None = None  # name of the automatic rule that fired, if any
+
+
+class Hypothesis(Record):
+    statement: str
+    prediction: str
+    falsification: str
+    axes: list[str] = Field(default_factory=list)
+
+
+class Team(Record):
+    """A team built around a falsifiable hypothesis. Counters are updated by ``share``."""
+
+    team_id: str
+    hypothesis: Hypothesis
+    members: list[str] = Field(default_factory=list)
+    status: TeamStatus = "active"
+    support: int = 0
+    refute: int = 0
+    rotations: int = 0
+    rotations_since_support: int = 0
+    experiments: int = 0
+    formed_at_experiment: int = 0
+
+
+class Champion(Record):
+    """The best accepted result; every team builds on it."""
+
+    experiment_id: str | None
+    config: dict[str, KnobValue]
+    diff: str | None = None
+    metric: float
+    seeds: list[int] = Field(default_factory=list)
+    metrics_by_seed: dict[str, float] = Field(default_factory=dict)
+    description: str = "task default configuration"
+
+
+class DeadEnd(Record):
+    """A discarded direction, structured so critics can match proposals against it."""
+
+    experiment_id: str
+    axis: str | None
+    direction: str | None
+    value: KnobValue | None = None
+    delta: float | None = None
+    family: str = ""
+    reason: str = ""
+    at: float = Field(default_factory=time.time)
+
+
+class ExperimentEntry(Record):
+    """One line of the experiment log: a run and what the lab decided about it."""
+
+    index: int
+    result: RunResult
+    proposal: Proposal
+    outcome: Outcome
+    delta: float | None = None
+    champion_metric: float | None = None
+    note: str = ""
+
+
+class Usage(Record):
+    """LLM usage added up across calls."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    calls: int = 0
+    failed_calls: int = 0
+
+
+def add_usage(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any]:
+    """Reducer: sum usage written by parallel branches."""
+    a, b = a or {}, b or {}
+    keys = set(a) | set(b)
+    return {k: (a.get(k, 0) or 0) + (b.get(k, 0) or 0) for k in keys}
+
+
+def merge_by_key(key: str):  # type: ignore[no-untyped-def]
+    """Reducer factory: merge lists of dicts, a later dict replacing an earlier one with the same key."""
+
+    def reduce(left: list[dict[str, Any]] | None, right: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+        out = {d[key]: d for d in (left or [])}
+        for d in right or []:
+            out[d[key]] = d
+        return list(out.values())
+
+    reduce.__name__ = f"merge_by_{key}"
+    return reduce

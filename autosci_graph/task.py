@@ -1,0 +1,270 @@
+"""ResearchTask: what is optimized, loaded from ``task.toml`` or built in Python.
+
+A task folder holds a training script and a ``task.toml``::
+
+    name = "gpt_bpb"
+    command = ["{python}", "train.py", "--seed={seed}"]   # knob overrides are appended as --key=value
+    prepare = ["{python}", "prepare.py"]                   # optional, cached data preparation
+    editable = ["train.py"]                                # files a diff may touch
+    seeds = [1, 2, 3]
+    timeout = 60                                           # seconds before the run is killed
+
+    [metric]
+    name = "val_bpb"
+    direction = "minimize"
+    target = 2.0                                           # optional
+
+    [knobs.lr]
+    type = "float"
+    low = 1e-4
+    high = 3e-2
+    log = true
+    default = 3e-3
+
+Placeholders in ``command`` and ``prepare``: ``{python}`` (the interpreter running autosci),
+``{seed}``, ``{data_dir}`` (the task's shared, cached data folder). Runs also see the data folder
+as the ``AUTOSCI_DATA_DIR`` environment variable.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from autosci_graph.errors import TaskError
+
+KnobValue = Union[bool, int, float, str]
+
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FloatKnob(_Frozen):
+    """A real-valued knob in ``[low, high]``, optionally searched on a log scale."""
+
+    type: Literal["float"] = "float"
+    low: float
+    high: float
+    default: float
+    log: bool = False
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> "FloatKnob":
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if not self.low <= self.default <= self.high:
+            raise ValueError(f"default {self.default} is outside [{self.low}, {self.high}]")
+        if self.log and self.low <= 0:
+            raise ValueError("a log-scale knob needs low > 0")
+        return self
+
+    def validate_value(self, value: KnobValue) -> float:
+        v = float(value)
+        if not (math.isfinite(v) and self.low <= v <= self.high):
+            raise ValueError(f"{value!r} is outside [{self.low}, {self.high}]")
+        return v
+
+
+class IntKnob(_Frozen):
+    """An integer knob in ``[low, high]``, optionally searched on a log scale."""
+
+    type: Literal["int"] = "int"
+    low: int
+    high: int
+    default: int
+    log: bool = False
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> "IntKnob":
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if not self.low <= self.default <= self.high:
+            raise ValueError(f"default {self.default} is outside [{self.low}, {self.high}]")
+        if self.log and self.low <= 0:
+            raise ValueError("a log-scale knob needs low > 0")
+        return self
+
+    def validate_value(self, value: KnobValue) -> int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(f"{value!r} is not an integer")
+        v = int(value)
+        if not self.low <= v <= self.high:
+            raise ValueError(f"{value!r} is outside [{self.low}, {self.high}]")
+        return v
+
+
+class CategoricalKnob(_Frozen):
+    """A knob that takes one of a fixed list of values."""
+
+    type: Literal["categorical"] = "categorical"
+    choices: tuple[KnobValue, ...] = Field(min_length=2)
+    default: KnobValue
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> "CategoricalKnob":
+        if self.default not in self.choices:
+            raise ValueError(f"default {self.default!r} is not one of {list(self.choices)}")
+        return self
+
+    def validate_value(self, value: KnobValue) -> KnobValue:
+        for choice in self.choices:
+            if value == choice or str(value) == str(choice):
+                return choice
+        raise ValueError(f"{value!r} is not one of {list(self.choices)}")
+
+
+Knob = Union[FloatKnob, IntKnob, CategoricalKnob]
+
+
+class Metric(_Frozen):
+    """The number being optimized."""
+
+    name: str
+    direction: Literal["minimize", "maximize"] = "minimize"
+    target: float | None = None
+    #: Third metric protocol: a regex with one group capturing the value (see tools.metrics).
+    regex: str | None = None
+
+    @property
+    def minimize(self) -> bool:
+        return self.direction == "minimize"
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether ``a`` is strictly better than ``b``."""
+        return a < b if self.minimize else a > b
+
+    def gain(self, new: float, old: float) -> float:
+        """Improvement of ``new`` over ``old``, positive when better, in metric units."""
+        return old - new if self.minimize else new - old
+
+    def reached(self, value: float) -> bool:
+        if self.target is None:
+            return False
+        return value <= self.target if self.minimize else value >= self.target
+
+
+class FinalEval(_Frozen):
+    """A held-out evaluation only the harness runs, on the champion (see tools.final_eval)."""
+
+    command: tuple[str, ...]
+    #: Files (relative to the task folder) the evaluation needs; they never enter a workspace.
+    files: tuple[str, ...] = ()
+    metric: str | None = None
+
+
+class ResearchTask(_Frozen):
+    """A training script with a metric to improve, and the space agents may search.
+
+    Build one in Python or load it with :func:`load_task`::
+
+        task = load_task("examples/gpt_bpb")
+        task.metric.name        # "val_bpb"
+        task.default_config()   # {"lr": 0.003, ...}
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    root: Path
+    command: tuple[str, ...] = Field(min_length=1)
+    metric: Metric
+    description: str = ""
+    prepare: tuple[str, ...] | None = None
+    editable: tuple[str, ...] = ()
+    knobs: dict[str, Knob] = Field(default_factory=dict)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    timeout: float = Field(default=600.0, gt=0)
+    #: Extra environment for runs; names listed here pass even if they look secret.
+    env: dict[str, str] = Field(default_factory=dict)
+    pass_env: tuple[str, ...] = ()
+    #: Paths (relative to root) never copied into a workspace.
+    exclude: tuple[str, ...] = ()
+    final_eval: FinalEval | None = None
+
+    @field_validator("knobs")
+    @classmethod
+    def _knob_names(cls, knobs: dict[str, Knob]) -> dict[str, Knob]:
+        for name in knobs:
+            if not name or set(name.lower()) - _NAME_CHARS or name[0].isdigit():
+                raise ValueError(f"knob name {name!r} must be a Python identifier")
+        return knobs
+
+    @field_validator("editable")
+    @classmethod
+    def _editable_inside(cls, paths: tuple[str, ...]) -> tuple[str, ...]:
+        for p in paths:
+            if Path(p).is_absolute() or ".." in Path(p).parts:
+                raise ValueError(f"editable path {p!r} must be relative and inside the task folder")
+        return paths
+
+    def default_config(self) -> dict[str, KnobValue]:
+        """The knob values a run uses when a change does not override them."""
+        return {name: knob.default for name, knob in self.knobs.items()}
+
+    def validate_overrides(self, overrides: dict[str, Any]) -> dict[str, KnobValue]:
+        """Check knob overrides against the search space; raise ``ValueError`` naming the knob."""
+        clean: dict[str, KnobValue] = {}
+        for name, value in overrides.items():
+            if name not in self.knobs:
+                known = ", ".join(sorted(self.knobs)) or "none"
+                raise ValueError(f"unknown knob {name!r} (task {self.name} knobs: {known})")
+            try:
+                clean[name] = self.knobs[name].validate_value(value)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"knob {name}: {exc}") from None
+        return clean
+
+    def default_data_dir(self) -> Path:
+        """Where prepared data is cached, shared by every run of this task."""
+        base = os.environ.get("AUTOSCI_CACHE_DIR") or Path.home() / ".cache" / "autosci_graph"
+        return Path(base) / "data" / self.name
+
+
+def _format_validation_error(path: Path, exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p in {"float", "int", "categorical"})) or "(top level)"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{path}: field '{field}': {msg}"
+
+
+def load_task(path: str | os.PathLike[str]) -> ResearchTask:
+    """Load a task from a folder holding ``task.toml`` (or the file itself).
+
+    Raises :class:`~autosci_graph.errors.TaskError` with one line naming the file, the field and
+    what is expected.
+    """
+    p = Path(path).expanduser().resolve()
+    toml_path = p / "task.toml" if p.is_dir() else p
+    if not toml_path.is_file():
+        raise TaskError(f"{toml_path}: no task file here; a task folder needs a task.toml (see examples/gpt_bpb)")
+    try:
+        raw = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise TaskError(f"{toml_path}: not valid TOML ({exc}); fix the syntax") from None
+    if "root" in raw:
+        raise TaskError(f"{toml_path}: field 'root' is not allowed; the task folder is where task.toml lies")
+    knobs = raw.get("knobs", {})
+    if not isinstance(knobs, dict):
+        raise TaskError(f"{toml_path}: field 'knobs': expected tables like [knobs.lr] with a type")
+    for name, spec in knobs.items():
+        if not isinstance(spec, dict) or spec.get("type") not in {"float", "int", "categorical"}:
+            raise TaskError(
+                f"{toml_path}: field 'knobs.{name}.type': expected one of float, int, categorical"
+            )
+    try:
+        task = ResearchTask(root=toml_path.parent, **raw)
+    except ValidationError as exc:
+        raise TaskError(_format_validation_error(toml_path, exc)) from None
+    for rel in task.editable:
+        if not (task.root / rel).is_file():
+            raise TaskError(f"{toml_path}: field 'editable': {rel!r} does not exist in {task.root}")
+    return task
