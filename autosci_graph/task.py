@@ -181,6 +181,9 @@ class ResearchTask(_Frozen):
     prepare: tuple[str, ...] | None = None
     editable: tuple[str, ...] = ()
     knobs: dict[str, Knob] = Field(default_factory=dict)
+    #: Arguments passed to every run as ``--key=value`` that agents may not change (the training
+    #: budget, for instance). The harness may override them (``with_fixed``), agents never.
+    fixed: dict[str, KnobValue] = Field(default_factory=dict)
     seeds: tuple[int, ...] = (0, 1, 2)
     timeout: float = Field(default=600.0, gt=0)
     #: Extra environment for runs; names listed here pass even if they look secret.
@@ -223,10 +226,26 @@ class ResearchTask(_Frozen):
                 raise ValueError(f"knob {name}: {exc}") from None
         return clean
 
+    def with_fixed(self, **fixed: KnobValue) -> "ResearchTask":
+        """A copy of the task with some fixed arguments replaced (e.g. a shorter training budget)."""
+        return self.model_copy(update={"fixed": {**self.fixed, **fixed}})
+
+    def workspace_excludes(self) -> tuple[str, ...]:
+        """Paths never copied into an experiment workspace (including final-evaluation files)."""
+        final = self.final_eval.files + ("task.toml",) if self.final_eval else ()
+        return tuple(dict.fromkeys(self.exclude + final))
+
     def default_data_dir(self) -> Path:
-        """Where prepared data is cached, shared by every run of this task."""
-        base = os.environ.get("AUTOSCI_CACHE_DIR") or Path.home() / ".cache" / "autosci_graph"
-        return Path(base) / "data" / self.name
+        """Where prepared data is cached, shared by every run of this task (``AUTOSCI_DATA_DIR``)."""
+        return _cache_root() / "data" / self.name
+
+    def default_final_dir(self) -> Path:
+        """Where held-out final-evaluation data is cached (``AUTOSCI_FINAL_DIR``); never shown to runs."""
+        return _cache_root() / "final" / self.name
+
+
+def _cache_root() -> Path:
+    return Path(os.environ.get("AUTOSCI_CACHE_DIR") or Path.home() / ".cache" / "autosci_graph")
 
 
 def _format_validation_error(path: Path, exc: ValidationError) -> str:
