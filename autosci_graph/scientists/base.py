@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from autosci_graph.state import Champion, DeadEnd, Direction, ExperimentEntry, KnobValue, Proposal, Team, Usage
+from autosci_graph.state import Champion, DeadEnd, Direction, ExperimentEntry, KnobValue, Proposal, Review, Team, Usage
 from autosci_graph.task import ResearchTask
 
 
@@ -79,6 +79,8 @@ class LabView(_Model):
     #: Proposals already queued or running, so agents do not duplicate them.
     in_flight: list[Proposal] = Field(default_factory=list)
     experiments_left: int | None = None
+    #: Reviews that rejected this agent's earlier drafts in the current turn (for revision).
+    feedback: list[Review] = Field(default_factory=list)
 
 
 class HypothesisDraft(_Model):
