@@ -1,0 +1,255 @@
+"""What an LLM scientist must answer, per role, and the checks an answer passes before it is used.
+
+Two layers: a pydantic schema per role (shape and types; its JSON schema goes into the prompt), then
+checks against the task and the lab state that a schema cannot express (known knobs inside their
+bounds, a real change relative to the champion, tags consistent with the change, two proposals on
+different axes, at least one bold move, no silent repeat of a recalled failure, a specific review
+reason). Each check yields a message written to be sent back to the model as a repair instruction.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from autosci_graph.scientists.base import HypothesisDraft, LabView, ProposalDraft, RecalledMemory, ReviewDraft
+from autosci_graph.state import Direction
+from autosci_graph.task import CategoricalKnob, FloatKnob, Knob, KnobValue, ResearchTask
+
+#: Relative distance under which two knob values count as "the same value" for recall matching.
+SAME_VALUE_RTOL = 0.05
+#: A review reason shorter than this (in words) is an empty review, a failure mode of the method.
+MIN_REASON_WORDS = 5
+_GENERIC_REASONS = {"looks good", "lgtm", "ok", "okay", "approved", "fine", "good idea", "rejected", "no"}
+_DIFF_TARGET = re.compile(r"^\+\+\+ (?:b/)?(\S+)", re.MULTILINE)
+
+
+class _Answer(BaseModel):
+    # Extra keys are ignored, not rejected: a harmless extra field is not worth a repair round.
+    model_config = ConfigDict(extra="ignore")
+
+
+class HypothesisAnswer(_Answer):
+    statement: str = Field(min_length=8, description="A falsifiable claim about what improves the metric and why.")
+    prediction: str = Field(min_length=3, description="The measurable outcome expected if the claim holds.")
+    falsification: str = Field(min_length=3, description="The result that would refute the claim.")
+    axes: list[str] = Field(min_length=1, description="Axes (knob names, or code-change tags) the team explores.")
+    promise: float = Field(default=0.5, ge=0.0, le=1.0, description="Your estimate, 0..1, that it pays off.")
+
+
+class OrganizeAnswer(_Answer):
+    hypotheses: list[HypothesisAnswer] = Field(min_length=1)
+    ranking: list[int] = Field(default_factory=list, description="Indices into hypotheses, best first.")
+
+
+class ProposalAnswer(_Answer):
+    axis: str = Field(min_length=1, description="The axis this change moves (usually the main knob changed).")
+    direction: Direction = Field(description="increase / decrease (numeric knob), set (categorical), code (diff).")
+    knobs: dict[str, KnobValue] = Field(default_factory=dict, description="Knob overrides relative to the champion.")
+    diff: str | None = Field(default=None, description="Unified diff of editable files, only for code changes.")
+    rationale: str = Field(min_length=10, description="Why, citing measured effects or the hypothesis.")
+    prediction: str = Field(min_length=3, description="Expected effect on the metric.")
+    bold: bool = Field(default=False, description="True for a large move (e.g. >=2x a knob, >=10% model size).")
+    what_is_different: str = Field(default="", description="Required when near a recalled failure: what differs.")
+
+
+class ProposeAnswer(_Answer):
+    proposals: list[ProposalAnswer] = Field(min_length=1)
+
+
+class ReviewAnswer(_Answer):
+    approve: bool
+    reason: str = Field(min_length=20, description="The specific evidence behind the decision.")
+
+
+@dataclass
+class Checked:
+    """The usable part of an answer and what is wrong with the rest."""
+
+    items: list = field(default_factory=list)  # type: ignore[type-arg]
+    #: Problems with single items; those items are not in ``items``.
+    item_errors: list[str] = field(default_factory=list)
+    #: Problems with the answer as a whole (the items may still be usable).
+    set_errors: list[str] = field(default_factory=list)
+    #: Organize only: one vote per agent, as an index into ``items``.
+    votes: list[int] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[str]:
+        return self.item_errors + self.set_errors
+
+
+def describe_knob(name: str, knob: Knob) -> str:
+    """``lr: float in [0.0001, 0.03] (log scale), default 0.003`` — also used in repair messages."""
+    if isinstance(knob, CategoricalKnob):
+        return f"{name}: one of {list(knob.choices)}, default {knob.default!r}"
+    scale = " (log scale)" if knob.log else ""
+    return f"{name}: {knob.type} in [{knob.low}, {knob.high}]{scale}, default {knob.default}"
+
+
+def known_axes(view: LabView) -> set[str]:
+    return set(view.task.knobs) | set(view.knowledge.effects) | set(view.knowledge.untested_axes)
+
+
+def check_hypotheses(answer: OrganizeAnswer, view: LabView, *, n_teams: int, agents: list[str]) -> Checked:
+    """Hypotheses on known axes, each owning an untested axis while any is left."""
+    out = Checked()
+    axes_ok = known_axes(view)
+    untested = set(view.knowledge.untested_axes)
+    code_ok = bool(view.task.editable)
+    new_index: dict[int, int] = {}
+    for i, h in enumerate(answer.hypotheses):
+        unknown = [a for a in h.axes if a not in axes_ok]
+        if unknown and not code_ok:
+            out.item_errors.append(
+                f"hypotheses.{i}: unknown axes {unknown}; axes must be knob names: {sorted(view.task.knobs)}"
+            )
+            continue
+        if untested and not untested & set(h.axes):
+            out.item_errors.append(
+                f"hypotheses.{i}: must own at least one never-tested axis, one of {sorted(untested)}"
+            )
+            continue
+        author = agents[i % len(agents)] if agents else ""
+        new_index[i] = len(out.items)
+        out.items.append(
+            HypothesisDraft(
+                statement=h.statement, prediction=h.prediction, falsification=h.falsification,
+                axes=h.axes, author=author, promise=h.promise,
+            )
+        )
+    if len(answer.hypotheses) < n_teams:
+        out.set_errors.append(f"post at least {n_teams} hypotheses (got {len(answer.hypotheses)})")
+    bad = [r for r in answer.ranking if not 0 <= r < len(answer.hypotheses)]
+    if bad:
+        out.set_errors.append(f"ranking holds indices {bad} outside 0..{len(answer.hypotheses) - 1}")
+    out.votes = _votes(out.items, [new_index[r] for r in answer.ranking if r in new_index], agents)
+    return out
+
+
+def _votes(drafts: list[HypothesisDraft], ranking: list[int], agents: list[str]) -> list[int]:
+    """One vote per agent: the best-ranked draft it did not write (the model's ranking, then promise)."""
+    order = list(dict.fromkeys(ranking + sorted(range(len(drafts)), key=lambda i: -drafts[i].promise)))
+    votes = []
+    for agent in agents:
+        choice = next((i for i in order if drafts[i].author != agent), order[0] if order else None)
+        if choice is not None:
+            votes.append(choice)
+    return votes
+
+
+def _near(a: KnobValue, b: KnobValue) -> bool:
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        if a == b:
+            return True
+        scale = max(abs(float(a)), abs(float(b)))
+        return scale > 0 and math.isfinite(scale) and abs(float(a) - float(b)) / scale <= SAME_VALUE_RTOL
+    return str(a) == str(b)
+
+
+def _repeats(knobs: dict[str, KnobValue], memory: RecalledMemory) -> bool:
+    shared = set(knobs) & set(memory.knobs)
+    return bool(shared) and all(_near(knobs[k], memory.knobs[k]) for k in shared)
+
+
+def _check_diff(diff: str, task: ResearchTask) -> str | None:
+    if not task.editable:
+        return "this task accepts no code changes (no editable files); change knobs instead"
+    targets = set(_DIFF_TARGET.findall(diff))
+    if not targets:
+        return "diff is not a unified diff (no '+++ b/<file>' line)"
+    outside = sorted(t for t in targets if t != "/dev/null" and t not in task.editable)
+    if outside:
+        return f"diff touches {outside}; only {list(task.editable)} may be edited"
+    return None
+
+
+def _check_one(p: ProposalAnswer, view: LabView, recalled: list[RecalledMemory]) -> tuple[ProposalDraft | None, list[str]]:
+    task, champion = view.task, view.champion.config
+    errors: list[str] = []
+    clean: dict[str, KnobValue] = {}
+    for name, value in p.knobs.items():
+        knob = task.knobs.get(name)
+        if knob is None:
+            valid = "; ".join(describe_knob(n, k) for n, k in task.knobs.items()) or "none"
+            errors.append(f"unknown knob {name!r}; valid knobs: {valid}")
+            continue
+        try:
+            clean[name] = knob.validate_value(value)
+        except (TypeError, ValueError) as exc:
+            errors.append(f"knob {name}={value!r} is invalid ({exc}); allowed: {describe_knob(name, knob)}")
+    if p.diff:
+        diff_error = _check_diff(p.diff, task)
+        if diff_error:
+            errors.append(diff_error)
+    if p.direction == "code" and not p.diff:
+        errors.append("direction 'code' needs a diff; use increase/decrease/set for knob changes")
+    if errors:
+        return None, errors
+    if not p.diff and all(v == champion.get(k, task.knobs[k].default) for k, v in clean.items()):
+        return None, ["it changes nothing: every knob equals the champion's value; move at least one knob"]
+    if p.axis in task.knobs and p.direction != "code":
+        if p.axis not in clean:
+            return None, [f"axis {p.axis!r} is not among the knobs it changes ({sorted(clean)})"]
+        knob, new, old = task.knobs[p.axis], clean[p.axis], champion.get(p.axis, task.knobs[p.axis].default)
+        if not isinstance(knob, CategoricalKnob) and p.direction in ("increase", "decrease"):
+            actual = "increase" if float(new) > float(old) else "decrease"
+            if p.direction != actual:
+                return None, [f"direction says {p.direction} but {p.axis} goes from {old} to {new} ({actual})"]
+    if not p.what_is_different.strip():
+        for memory in recalled:
+            if memory.knobs and _repeats(clean, memory):
+                shown = ", ".join(f"{k}={memory.knobs[k]}" for k in sorted(set(clean) & set(memory.knobs)))
+                return None, [
+                    f"it repeats recalled failure {memory.experiment_id} ({shown}); choose another value "
+                    "or say in what_is_different what is different this time"
+                ]
+    return (
+        ProposalDraft(
+            axis=p.axis, direction=p.direction, knobs=clean, diff=p.diff, rationale=p.rationale,
+            prediction=p.prediction, bold=p.bold, what_is_different=p.what_is_different,
+        ),
+        [],
+    )
+
+
+def check_proposals(answer: ProposeAnswer, view: LabView, *, recalled: list[RecalledMemory], n: int) -> Checked:
+    """Proposals valid against the task, on distinct axes, at least one bold when ``n >= 2``."""
+    out = Checked()
+    seen_axes: dict[str, int] = {}
+    for i, p in enumerate(answer.proposals[:n]):
+        draft, errors = _check_one(p, view, recalled)
+        if draft is None:
+            out.item_errors.extend(f"proposals.{i}: {e}" for e in errors)
+            continue
+        if p.axis in seen_axes:
+            out.item_errors.append(
+                f"proposals.{i}: shares axis {p.axis!r} with proposals.{seen_axes[p.axis]}; use a different axis"
+            )
+            continue
+        seen_axes[p.axis] = i
+        out.items.append(draft)
+    if n >= 2 and len(answer.proposals) >= 2 and not any(p.bold for p in answer.proposals[:n]):
+        out.set_errors.append(
+            "mark at least one proposal bold: a large move (e.g. doubling or halving a knob, "
+            ">=10% change in model size) and set bold=true"
+        )
+    if n >= 2 and len(answer.proposals) < n:
+        out.set_errors.append(f"give {n} proposals on different axes (got {len(answer.proposals)})")
+    return out
+
+
+def check_review(answer: ReviewAnswer) -> Checked:
+    """A review whose reason names evidence; near-empty reviews are refused."""
+    reason = answer.reason.strip()
+    if reason.lower().rstrip(".!") in _GENERIC_REASONS or len(reason.split()) < MIN_REASON_WORDS:
+        return Checked(
+            item_errors=[
+                "reason is too generic: name the specific evidence (measured effects, dead ends, "
+                "recalled failures, the noise floor) behind approve/reject"
+            ]
+        )
+    return Checked(items=[ReviewDraft(approve=answer.approve, reason=reason)])

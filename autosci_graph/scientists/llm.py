@@ -1,0 +1,292 @@
+"""LLMScientist: a scientist backed by any LangChain chat model.
+
+How an answer becomes an action:
+
+1. The role's prompt (:mod:`~autosci_graph.scientists.prompts`) carries the lab notebook, the role's
+   inputs (team, recalled failures, the proposal under review) and the JSON schema of the answer.
+2. The model is called with plain ``invoke``: no tool calling, no provider-specific structured-output
+   mode, so the same code works with OpenAI, Anthropic, Ollama and small local servers that support
+   neither. The first JSON object in the reply is extracted (fences and ``<think>`` blocks tolerated)
+   and validated by the role's pydantic schema, then checked against the task and the lab state.
+3. An invalid answer is sent back with the list of problems (bounded repair, ``max_repairs``
+   rounds). Whatever is still invalid after that is dropped with a logged reason recorded in the
+   reply's ``dropped``: a malformed answer is data, it never raises. A provider failure (server
+   unreachable, credentials refused) raises :class:`~autosci_graph.scientists.providers.ProviderError`.
+
+Token usage comes from each reply's ``usage_metadata``; every reply carries the usage of its own
+calls (the graph adds them up against the budget) and :attr:`LLMScientist.total_usage` holds the
+running total. Instances are thread-safe: parallel team branches may call one scientist at once.
+
+Example::
+
+    scientist = LLMScientist("openai:gpt-4o-mini", critic_model="openai:gpt-4o-mini",
+                             price_per_1k_input=0.00015, price_per_1k_output=0.0006)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from pydantic import BaseModel, ValidationError
+
+from autosci_graph.scientists import prompts
+from autosci_graph.scientists._answers import (
+    Checked,
+    OrganizeAnswer,
+    ProposeAnswer,
+    ReviewAnswer,
+    check_hypotheses,
+    check_proposals,
+    check_review,
+)
+from autosci_graph.scientists._json import AnswerFormatError, extract_json_object, format_validation_error
+from autosci_graph.scientists.base import (
+    CritiqueReply,
+    LabView,
+    OrganizeReply,
+    ProposeReply,
+    RecalledMemory,
+    Scientist,
+)
+from autosci_graph.scientists.providers import ProviderError, resolve_model
+from autosci_graph.state import Proposal, Team, Usage
+
+log = logging.getLogger(__name__)
+
+A = TypeVar("A", bound=BaseModel)
+
+
+def model_name(model: BaseChatModel) -> str:
+    """A readable name for a chat model (``gpt-4o-mini``, ``claude-...``), for logs and reports."""
+    for attr in ("model_name", "model", "model_id"):
+        value = getattr(model, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return type(model).__name__
+
+
+class UsageMeter:
+    """Thread-safe running total of LLM usage, priced per 1k tokens."""
+
+    def __init__(self, price_per_1k_input: float | None = None, price_per_1k_output: float | None = None) -> None:
+        self._lock = threading.Lock()
+        self._in_price = price_per_1k_input or 0.0
+        self._out_price = price_per_1k_output or 0.0
+        self._total = Usage()
+
+    def price(self, input_tokens: int, output_tokens: int) -> float:
+        return input_tokens / 1000 * self._in_price + output_tokens / 1000 * self._out_price
+
+    def record(self, message: AIMessage | None, *, failed: bool) -> Usage:
+        """Count one call; ``message`` is ``None`` when the call raised. Returns that call's usage."""
+        meta = (message.usage_metadata if message is not None else None) or {}
+        tokens_in, tokens_out = int(meta.get("input_tokens", 0) or 0), int(meta.get("output_tokens", 0) or 0)
+        if message is not None and not meta:
+            log.debug("model reply carries no usage_metadata; its tokens are not counted")
+        call = Usage(
+            input_tokens=tokens_in, output_tokens=tokens_out, cost_usd=self.price(tokens_in, tokens_out),
+            calls=1, failed_calls=int(failed),
+        )
+        with self._lock:
+            self._total = add(self._total, call)
+        return call
+
+    @property
+    def total(self) -> Usage:
+        with self._lock:
+            return self._total
+
+
+def add(a: Usage, b: Usage) -> Usage:
+    """The sum of two usages."""
+    return Usage(
+        input_tokens=a.input_tokens + b.input_tokens, output_tokens=a.output_tokens + b.output_tokens,
+        cost_usd=a.cost_usd + b.cost_usd, calls=a.calls + b.calls, failed_calls=a.failed_calls + b.failed_calls,
+    )
+
+
+class _Asked:
+    """The result of one role's question after repair: usable items, usage, dropped reasons."""
+
+    def __init__(self) -> None:
+        self.checked: Checked | None = None
+        self.usage = Usage()
+        self.dropped: list[str] = []
+
+
+class LLMScientist(Scientist):
+    """A scientist that thinks with a LangChain chat model.
+
+    Args:
+        model: Any ``BaseChatModel``, or a ``provider:model`` string (see
+            :func:`~autosci_graph.scientists.providers.resolve_model`). Used to propose.
+        critic_model: Model for critiques (a cheaper one is fine); defaults to ``model``.
+        organizer_model: Model for team organization; defaults to ``model``.
+        max_repairs: Repair rounds after an invalid answer before the rest is dropped.
+        price_per_1k_input: USD per 1000 input tokens, for the cost budget (``None``: free).
+        price_per_1k_output: USD per 1000 output tokens.
+        name: Name in logs and reports; defaults to ``llm:<model name>``.
+        prompt_settings: How much of the notebook goes into each prompt.
+        base_url: Server address for models given as strings (``openai-compatible:NAME``, a proxy).
+        api_key_env: Environment variable holding the API key, for models given as strings.
+
+    Usage: each reply's ``usage`` holds the tokens and cost of the calls made for that reply;
+    :attr:`total_usage` is the running total over the scientist's life.
+    """
+
+    def __init__(
+        self,
+        model: BaseChatModel | str,
+        *,
+        critic_model: BaseChatModel | str | None = None,
+        organizer_model: BaseChatModel | str | None = None,
+        max_repairs: int = 2,
+        price_per_1k_input: float | None = None,
+        price_per_1k_output: float | None = None,
+        name: str | None = None,
+        prompt_settings: prompts.PromptSettings | None = None,
+        base_url: str | None = None,
+        api_key_env: str | None = None,
+    ) -> None:
+        if max_repairs < 0:
+            raise ValueError(f"max_repairs must be >= 0, got {max_repairs}")
+        def as_model(m: BaseChatModel | str) -> BaseChatModel:
+            return _as_model(m, base_url=base_url, api_key_env=api_key_env)
+
+        self.model = as_model(model)
+        self.critic_model = as_model(critic_model) if critic_model is not None else self.model
+        self.organizer_model = as_model(organizer_model) if organizer_model is not None else self.model
+        self.max_repairs = max_repairs
+        self.prompt_settings = prompt_settings or prompts.PromptSettings()
+        self.name = name or f"llm:{model_name(self.model)}"
+        self._meter = UsageMeter(price_per_1k_input, price_per_1k_output)
+
+    @property
+    def total_usage(self) -> Usage:
+        """Tokens, cost and calls over every call so far (thread-safe snapshot)."""
+        return self._meter.total
+
+    # ------------------------------------------------------------------ the three acts
+
+    def organize(self, view: LabView, *, n_teams: int, agents: list[str]) -> OrganizeReply:
+        """One organizer call posts hypotheses and ranks them.
+
+        Authorship of the drafts is spread round-robin over ``agents``; each agent then votes for
+        the best-ranked draft it did not write (the model's ranking, then its ``promise``).
+        """
+        agent = agents[0] if agents else "organizer"
+        messages = prompts.organize_messages(view, n_teams=n_teams, agent=agent, settings=self.prompt_settings)
+
+        asked = self._ask(
+            "organize", self.organizer_model, messages, OrganizeAnswer,
+            lambda answer: check_hypotheses(answer, view, n_teams=n_teams, agents=agents),
+        )
+        hypotheses = asked.checked.items if asked.checked else []
+        votes = asked.checked.votes if asked.checked else []
+        return OrganizeReply(hypotheses=hypotheses, votes=votes, usage=asked.usage, dropped=asked.dropped)
+
+    def propose(
+        self, view: LabView, *, team: Team, author: str, recalled: list[RecalledMemory], n: int = 2
+    ) -> ProposeReply:
+        """Up to ``n`` proposals for ``team``; ``recalled`` failures are shown in the prompt and
+        a proposal repeating one without ``what_is_different`` is sent back for repair."""
+        messages = prompts.propose_messages(
+            view, team=team, author=author, recalled=recalled, n=n, settings=self.prompt_settings
+        )
+        asked = self._ask(
+            "propose", self.model, messages, ProposeAnswer,
+            lambda answer: check_proposals(answer, view, recalled=recalled, n=n),
+        )
+        proposals = asked.checked.items if asked.checked else []
+        return ProposeReply(proposals=proposals, usage=asked.usage, dropped=asked.dropped)
+
+    def critique(
+        self, view: LabView, *, proposal: Proposal, reviewer: str, recalled: list[RecalledMemory]
+    ) -> CritiqueReply:
+        """A review with a specific reason, or ``review=None`` (see ``dropped``) after failed repair."""
+        if reviewer == proposal.author:
+            raise ValueError(f"{reviewer} cannot review its own proposal {proposal.proposal_id}")
+        messages = prompts.critique_messages(
+            view, proposal=proposal, reviewer=reviewer, recalled=recalled, settings=self.prompt_settings
+        )
+        asked = self._ask("critique", self.critic_model, messages, ReviewAnswer, check_review)
+        review = asked.checked.items[0] if asked.checked and asked.checked.items else None
+        return CritiqueReply(review=review, usage=asked.usage, dropped=asked.dropped)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            **super().describe(),
+            "model": model_name(self.model),
+            "critic_model": model_name(self.critic_model),
+            "organizer_model": model_name(self.organizer_model),
+            "max_repairs": self.max_repairs,
+            "usage": self.total_usage.to_state(),
+        }
+
+    # ------------------------------------------------------------------ ask, validate, repair
+
+    def _ask(
+        self,
+        role: str,
+        model: BaseChatModel,
+        messages: list[BaseMessage],
+        schema: type[A],
+        check: Callable[[A], Checked],
+    ) -> _Asked:
+        asked = _Asked()
+        conversation = list(messages)
+        attempts = 1 + self.max_repairs
+        errors: list[str] = []
+        for attempt in range(1, attempts + 1):
+            reply = self._invoke(role, model, conversation)
+            text = reply.text
+            errors = []
+            try:
+                answer = schema.model_validate(extract_json_object(text))
+            except AnswerFormatError as exc:
+                errors = [str(exc)]
+            except ValidationError as exc:
+                errors = [f"the JSON does not match the schema: {format_validation_error(exc)}"]
+            else:
+                checked = check(answer)
+                errors = checked.errors
+                if checked.items or asked.checked is None:
+                    asked.checked = checked
+            asked.usage = add(asked.usage, self._meter.record(reply, failed=bool(errors)))
+            if not errors:
+                return asked
+            log.info("%s %s: answer %d/%d invalid: %s", self.name, role, attempt, attempts, "; ".join(errors))
+            conversation += [AIMessage(content=text), prompts.repair_message(errors)]
+        kept = len(asked.checked.items) if asked.checked else 0
+        problems = asked.checked.errors if asked.checked and kept else errors
+        reason = f"{role}: still invalid after {attempts} attempts ({'; '.join(problems)}); kept {kept} valid item(s)"
+        asked.dropped.append(reason)
+        log.warning("%s %s", self.name, reason)
+        return asked
+
+    def _invoke(self, role: str, model: BaseChatModel, conversation: list[BaseMessage]) -> AIMessage:
+        config = {"run_name": f"autosci.{role}", "tags": ["autosci", role], "metadata": {"scientist": self.name}}
+        try:
+            reply = model.invoke(conversation, config=config)  # type: ignore[arg-type]
+        except Exception as exc:  # any failure of the provider itself is a failed system
+            self._meter.record(None, failed=True)
+            raise ProviderError(
+                f"{role}: the model {model_name(model)!r} could not be called ({type(exc).__name__}: {exc}); "
+                "check that its server is running and reachable, the model name and the API key"
+            ) from exc
+        if not isinstance(reply, AIMessage):
+            return AIMessage(content=str(getattr(reply, "content", reply)))
+        return reply
+
+
+def _as_model(model: BaseChatModel | str, *, base_url: str | None, api_key_env: str | None) -> BaseChatModel:
+    if isinstance(model, str):
+        return resolve_model(model, base_url=base_url, api_key_env=api_key_env)
+    if not isinstance(model, BaseChatModel):
+        raise TypeError(f"model must be a LangChain BaseChatModel or a 'provider:model' string, got {type(model).__name__}")
+    return model

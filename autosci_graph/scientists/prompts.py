@@ -1,0 +1,215 @@
+"""Role prompts for :class:`~autosci_graph.scientists.llm.LLMScientist`.
+
+Each prompt is a system message (the role and its rules) and a human message (the lab notebook
+rendered compactly, the role's inputs, and the JSON schema to answer in). Agents are stateless, so
+everything a role needs travels in these two messages on every turn. The rules restate the method's
+(DESIGN.md §2, METHOD-NOTES.md): actions in a schema, not prose; bold moves; distinct axes; reviews
+with reasons; recalled failures not repeated without saying what is different.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from pydantic import BaseModel
+
+from autosci_graph.scientists._answers import OrganizeAnswer, ProposeAnswer, ReviewAnswer, describe_knob
+from autosci_graph.scientists.base import LabView, RecalledMemory
+from autosci_graph.state import Proposal, Team
+
+
+@dataclass(frozen=True)
+class PromptSettings:
+    """How much of the notebook goes into a prompt."""
+
+    #: Most recent experiment-log entries shown.
+    log_window: int = 12
+    #: Most recent dead ends shown.
+    dead_end_window: int = 12
+    #: Recalled failures shown (the most similar first).
+    recall_window: int = 8
+
+
+_PREAMBLE = (
+    "You are {agent}, {role} in a self-organizing research lab (the AutoScientists method). "
+    "You are stateless: everything you know is in the lab notebook below. "
+    "Answer with ONE JSON object matching the schema given, and nothing else: no prose, no plans, "
+    "no description of what you would do. Your answer is executed as written."
+)
+
+_ORGANIZER_RULES = """Rules for hypotheses:
+- Each is falsifiable: a claim, a measurable prediction, and the result that would refute it (not just "tune X").
+- Rank directions by measured effect sizes; gains below 2 x noise sigma are not evidence.
+- Each hypothesis owns at least one never-tested axis while any is left.
+- Avoid families listed as dead ends. Post at least {n_teams} hypotheses; rank them best first."""
+
+_EXPERIMENTER_RULES = """Rules for proposals:
+- Give {n} proposals, each a concrete change to the champion's configuration, on DIFFERENT axes.
+- Use only the knobs listed, within their bounds. Tag each with its axis (the main knob moved) and
+  direction (increase/decrease for numeric knobs, set for categorical, code for a diff).
+- At least one proposal is a bold move (e.g. doubling or halving a knob, >=10% change in model size); set bold=true on it.
+- Do not repeat a recalled failure or a dead end. If a change is near one on purpose, fill
+  what_is_different with what is different this time.
+- Serve the team's hypothesis: each proposal should support or refute it."""
+
+_CRITIC_RULES = """Rules for reviews:
+- Approve only if the change is tagged, consistent with its tags, not a repeat of a recalled failure or
+  dead end (unless what_is_different is convincing), and likely informative given the noise floor.
+- Reject an axis+direction tried 3 or more times recently without a keep.
+- Always give a specific reason citing the evidence (effect sizes, dead ends, recalled failures, noise). Never a bare "looks good"."""
+
+
+def schema_text(model: type[BaseModel]) -> str:
+    """The answer's JSON schema, compact, as shown to the model."""
+    return json.dumps(model.model_json_schema(), separators=(",", ":"))
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def render_view(view: LabView, settings: PromptSettings = PromptSettings()) -> str:
+    """The shared experimental state, compactly, as one block of text."""
+    task, champ, know = view.task, view.champion, view.knowledge
+    m = task.metric
+    lines = [f"TASK: {task.name}" + (f" - {task.description}" if task.description else "")]
+    target = f", target {_fmt(m.target)}" if m.target is not None else ""
+    lines.append(f"METRIC: {m.name} ({m.direction}{target})")
+    lines.append("KNOBS (name: range, default; champion value):")
+    for name, knob in task.knobs.items():
+        lines.append(f"  {describe_knob(name, knob)}; champion {_fmt(champ.config.get(name, knob.default))}")
+    if task.editable:
+        lines.append(f"EDITABLE FILES (code changes as unified diffs): {', '.join(task.editable)}")
+    changed = {k: v for k, v in champ.config.items() if k in task.knobs and v != task.knobs[k].default}
+    lines.append(
+        f"CHAMPION: {m.name}={_fmt(champ.metric)} seeds={champ.seeds} from {champ.experiment_id or 'default config'}"
+        f" ({champ.description}); changed from default: {changed or 'nothing'}"
+        + ("; includes a code diff" if champ.diff else "")
+    )
+    if know.noise_sigma is not None:
+        lines.append(
+            f"NOISE: sigma={_fmt(know.noise_sigma)} from {know.noise_samples} repeat runs; "
+            f"a gain below {_fmt(2 * know.noise_sigma)} (2 sigma) needs confirmation on another seed"
+        )
+    else:
+        lines.append("NOISE: not yet estimated")
+    if know.effects:
+        lines.append("AXIS EFFECTS (gain > 0 is better):")
+        for e in sorted(know.effects.values(), key=lambda e: -(e.mean_gain or float("-inf"))):
+            by_dir = ", ".join(f"{d} {_fmt(g)}" for d, g in e.by_direction.items())
+            lines.append(
+                f"  {e.axis}: tried {e.tried}, keeps {e.keeps}, discards {e.discards}, crashes {e.crashes}, "
+                f"mean gain {_fmt(e.mean_gain) if e.mean_gain is not None else 'n/a'}"
+                + (f" ({by_dir})" if by_dir else "")
+            )
+    lines.append(f"UNTESTED AXES: {', '.join(know.untested_axes) or 'none'}")
+    if view.teams:
+        lines.append("TEAMS:")
+        for t in view.teams:
+            lines.append("  " + _team_line(t))
+    if view.dead_ends:
+        lines.append("DEAD ENDS (do not repeat):")
+        for d in view.dead_ends[-settings.dead_end_window :]:
+            delta = f" delta {_fmt(d.delta)}" if d.delta is not None else ""
+            lines.append(f"  {d.axis} {d.direction} value={_fmt(d.value)}{delta} [{d.experiment_id}] {d.reason}".rstrip())
+    if view.experiments:
+        lines.append(f"RECENT EXPERIMENTS (last {settings.log_window} of {len(view.experiments)}):")
+        for e in view.experiments[-settings.log_window :]:
+            r, p = e.result, e.proposal
+            metric = _fmt(r.metric) if r.metric is not None else r.status
+            delta = f" delta {_fmt(e.delta)}" if e.delta is not None else ""
+            lines.append(
+                f"  #{e.index} {p.team} {p.axis} {p.direction} {r.change.knobs or ''}"
+                f"{' +diff' if r.change.diff else ''} -> {metric}{delta} {e.outcome}"
+            )
+    if view.in_flight:
+        lines.append("IN FLIGHT (queued or running, do not duplicate):")
+        for p in view.in_flight:
+            lines.append(f"  {p.team} {p.axis} {p.direction} {p.change.knobs}")
+    if view.experiments_left is not None:
+        lines.append(f"EXPERIMENTS LEFT: {view.experiments_left}")
+    return "\n".join(lines)
+
+
+def _team_line(t: Team) -> str:
+    h = t.hypothesis
+    return (
+        f"{t.team_id} [{t.status}] axes {h.axes}: {h.statement} | prediction: {h.prediction} | "
+        f"falsified if: {h.falsification} | support {t.support}, refute {t.refute}"
+    )
+
+
+def render_recalled(recalled: list[RecalledMemory], settings: PromptSettings = PromptSettings()) -> str:
+    """The recalled similar failures, one line each, most similar first."""
+    if not recalled:
+        return "SIMILAR PAST FAILURES (from memory): none recalled"
+    lines = ["SIMILAR PAST FAILURES (from memory; do not repeat without saying what is different):"]
+    for r in sorted(recalled, key=lambda r: -r.score)[: settings.recall_window]:
+        tags = " ".join(x for x in (r.axis, r.direction) if x)
+        delta = f" delta {_fmt(r.delta)}" if r.delta is not None else ""
+        status = r.outcome or r.status or "failed"
+        knobs = f" {r.knobs}" if r.knobs else ""
+        lines.append(f"  [{r.experiment_id}] {tags}{knobs} {status}{delta}: {r.text}")
+    return "\n".join(lines)
+
+
+def _render_proposal(p: Proposal) -> str:
+    return json.dumps(
+        {
+            "author": p.author, "team": p.team, "axis": p.axis, "direction": p.direction,
+            "knobs": p.change.knobs, "diff": p.change.diff, "rationale": p.rationale,
+            "prediction": p.prediction, "bold": p.bold, "what_is_different": p.what_is_different,
+        },
+        default=str,
+    )
+
+
+def _answer_block(schema: type[BaseModel]) -> str:
+    return f"Answer with one JSON object matching this JSON schema:\n{schema_text(schema)}"
+
+
+def organize_messages(
+    view: LabView, *, n_teams: int, agent: str, settings: PromptSettings = PromptSettings()
+) -> list[BaseMessage]:
+    system = _PREAMBLE.format(agent=agent, role="an analyst organizing the lab's teams") + "\n\n"
+    system += _ORGANIZER_RULES.format(n_teams=n_teams)
+    human = f"{render_view(view, settings)}\n\nPost hypotheses for {n_teams} teams.\n\n{_answer_block(OrganizeAnswer)}"
+    return [SystemMessage(system), HumanMessage(human)]
+
+
+def propose_messages(
+    view: LabView, *, team: Team, author: str, recalled: list[RecalledMemory], n: int,
+    settings: PromptSettings = PromptSettings(),
+) -> list[BaseMessage]:
+    system = _PREAMBLE.format(agent=author, role=f"an experimenter on team {team.team_id}") + "\n\n"
+    system += _EXPERIMENTER_RULES.format(n=n)
+    human = (
+        f"{render_view(view, settings)}\n\nYOUR TEAM: {_team_line(team)}\n\n{render_recalled(recalled, settings)}"
+        f"\n\nPropose {n} experiments.\n\n{_answer_block(ProposeAnswer)}"
+    )
+    return [SystemMessage(system), HumanMessage(human)]
+
+
+def critique_messages(
+    view: LabView, *, proposal: Proposal, reviewer: str, recalled: list[RecalledMemory],
+    settings: PromptSettings = PromptSettings(),
+) -> list[BaseMessage]:
+    system = _PREAMBLE.format(agent=reviewer, role="an analyst reviewing a proposal before it costs compute")
+    system += "\n\n" + _CRITIC_RULES
+    human = (
+        f"{render_view(view, settings)}\n\nPROPOSAL TO REVIEW: {_render_proposal(proposal)}\n\n"
+        f"{render_recalled(recalled, settings)}\n\n{_answer_block(ReviewAnswer)}"
+    )
+    return [SystemMessage(system), HumanMessage(human)]
+
+
+def repair_message(errors: list[str]) -> HumanMessage:
+    """The follow-up sent after an invalid answer."""
+    listed = "\n".join(f"- {e}" for e in errors)
+    return HumanMessage(
+        f"Your answer was rejected:\n{listed}\nReply again with the corrected, complete JSON object only."
+    )
