@@ -147,12 +147,13 @@ class Team(Record):
 
 
 class Champion(Record):
-    """The best accepted result; every team builds on it."""
+    """The best accepted result; every team builds on it. ``metric`` is the mean over ``seeds``
+    and is ``None`` until the baseline runs of the default configuration have finished."""
 
     experiment_id: str | None
     config: dict[str, KnobValue]
     diff: str | None = None
-    metric: float
+    metric: float | None = None
     seeds: list[int] = Field(default_factory=list)
     metrics_by_seed: dict[str, float] = Field(default_factory=dict)
     description: str = "task default configuration"
@@ -178,9 +179,26 @@ class ExperimentEntry(Record):
     result: RunResult
     proposal: Proposal
     outcome: Outcome
-    delta: float | None = None
+    #: Improvement over the champion of the time, positive = better whatever the direction.
+    gain: float | None = None
     champion_metric: float | None = None
+    #: Why the run happened: a team's exploration, a confirmation on another seed, or the baseline.
+    kind: Literal["explore", "confirm", "baseline", "noise"] = "explore"
     note: str = ""
+
+
+class Submission(Record):
+    """An approved experiment handed to the executor; finished once its entry is in the log."""
+
+    experiment_id: str
+    proposal: Proposal
+    seed: int
+    kind: Literal["explore", "confirm", "baseline", "noise"] = "explore"
+    #: For a confirmation: the experiment whose result it re-measures on another seed.
+    candidate_of: str | None = None
+    submitted_at: float = Field(default_factory=time.time)
+    #: The full change run (champion configuration plus the proposal's overrides).
+    change: Change = Field(default_factory=Change)
 
 
 class Usage(Record):

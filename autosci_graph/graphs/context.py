@@ -1,0 +1,123 @@
+"""Run settings and services, handed to every node through LangGraph's ``context_schema``.
+
+Nothing here is checkpointed: a resumed run gets its context again from the caller (the CLI keeps
+the settings in ``run.json``). Nodes read settings only from here, never from the environment.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from autosci_graph.errors import SettingsError
+from autosci_graph.scientists.rules import CritiqueRules
+from autosci_graph.task import ResearchTask
+
+if TYPE_CHECKING:
+    from autosci_graph.memory.base import ExperimentMemory
+    from autosci_graph.scientists.base import Scientist
+    from autosci_graph.tools.base import Executor
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    """How a lab run is organized and when it stops. Defaults follow the authors' runs."""
+
+    #: Teams formed at start and after each regroup.
+    n_teams: int = 3
+    #: Analysts write hypotheses and critique; experimenters turn hypotheses into runs.
+    analysts_per_team: int = 1
+    experimenters_per_team: int = 2
+    #: Drafts each proposer writes per turn (two, on different axes, one bold).
+    proposals_per_turn: int = 2
+    #: How many times a rejected turn may be revised before the team passes.
+    max_revisions: int = 2
+    #: Seeds the default configuration runs on before teams start (also the first noise sample).
+    baseline_seeds: int = 2
+
+    # -- budgets (None = unlimited); no budget is ever exceeded -----------------------------
+    max_experiments: int | None = 30
+    max_device_seconds: float | None = None
+    max_tokens: int | None = None
+    max_cost_usd: float | None = None
+    #: Wall-clock deadline as a UNIX time; no experiment starts that could end after it.
+    deadline: float | None = None
+    #: Stop after this many finished explorations without a keep.
+    stop_after_no_keep: int | None = 10
+    #: Stop after this many rounds in which no team got a proposal approved.
+    max_idle_rounds: int = 3
+
+    # -- noise-aware promotion -----------------------------------------------------------------
+    # The authors promote at 2σ. On a pure-noise metric that let a false champion in during 20%
+    # of 40-experiment runs in our simulation (many 2σ tests against one champion add up); 3σ on
+    # both paths brings it to 4% while real gains, which dwarf the noise early on, still pass.
+    #: Promote at once when the gain exceeds this many σ of the difference.
+    promote_sigmas: float = 3.0
+    #: A confirmed candidate's mean gain must exceed this many σ of the difference.
+    confirm_sigmas: float = 3.0
+    #: Confirmation runs a near miss may get (the authors: a second seed, a third if persistent).
+    max_confirmations: int = 2
+    #: Noise degrees of freedom below which no gain promotes without confirmation.
+    min_noise_dof: int = 2
+
+    # -- team life cycle -------------------------------------------------------------------------
+    #: A team is falsified after this many rotations without support AND this many refutes.
+    falsify_rotations: int = 3
+    falsify_refutes: int = 3
+    #: Regroup when this many rotations (per team) pass without any keep ...
+    regroup_rotations_without_keep: int = 3
+    #: ... or when the last ``regroup_discards`` discards fall within ``regroup_axes`` axes.
+    regroup_discards: int = 8
+    regroup_axes: int = 3
+    rules: CritiqueRules = field(default_factory=CritiqueRules)
+    #: Similar past failures recalled before each proposal.
+    recall_k: int = 5
+
+    def __post_init__(self) -> None:
+        if self.n_teams < 1:
+            raise SettingsError("n_teams must be at least 1")
+        if self.max_experiments is not None and self.max_experiments < self.baseline_seeds:
+            raise SettingsError(
+                f"max_experiments ({self.max_experiments}) must cover the {self.baseline_seeds} baseline runs; raise it"
+            )
+        if self.baseline_seeds < 1:
+            raise SettingsError("baseline_seeds must be at least 1")
+
+    @staticmethod
+    def deadline_in(seconds: float) -> float:
+        """A deadline ``seconds`` from now, for ``deadline=``."""
+        return time.time() + seconds
+
+    def roster(self) -> list[str]:
+        """Agent names: analysts first, then experimenters."""
+        a = [f"analyst-{i + 1}" for i in range(self.n_teams * self.analysts_per_team)]
+        e = [f"experimenter-{i + 1}" for i in range(self.n_teams * self.experimenters_per_team)]
+        return a + e
+
+
+@dataclass
+class LabContext:
+    """Everything a lab run needs besides its state: the task, the services and the settings.
+
+    Example::
+
+        ctx = LabContext(task=load_task("examples/gpt_bpb"), executor=LocalExecutor(task, "runs/x"),
+                         scientist=SearchScientist(), memory=ChromaMemory(task="gpt_bpb"))
+        graph.invoke({"run_id": "x"}, context=ctx, config={"configurable": {"thread_id": "x"}})
+    """
+
+    task: ResearchTask
+    executor: "Executor"
+    scientist: "Scientist"
+    memory: "ExperimentMemory | None" = None
+    settings: LabSettings = field(default_factory=LabSettings)
+    #: Optional separate critic (e.g. a cheaper model); defaults to ``scientist``.
+    critic: "Scientist | None" = None
+    #: Seconds ``collect`` waits per poll; a poll returns as soon as any experiment finishes.
+    poll_s: float = 5.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reviewer(self) -> "Scientist":
+        return self.critic or self.scientist

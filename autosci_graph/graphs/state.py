@@ -1,0 +1,140 @@
+"""The graph state of a lab run: plain JSON data, with reducers on keys parallel branches write.
+
+Records live in :mod:`autosci_graph.state`; the graph keeps their ``to_state()`` dicts so the
+SQLite checkpointer stores them without custom serializers. :class:`Notebook` turns a state
+back into typed records for the code that reasons about it.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from typing import Annotated, Any, TypedDict
+
+from autosci_graph.scientists.base import LabView
+from autosci_graph.scientists.knowledge import knowledge
+from autosci_graph.state import (
+    Champion,
+    DeadEnd,
+    ExperimentEntry,
+    Proposal,
+    Review,
+    RunResult,
+    Submission,
+    Team,
+    Usage,
+    add_usage,
+)
+from autosci_graph.task import ResearchTask
+
+
+class LabState(TypedDict, total=False):
+    """The shared experimental state (the lab notebook) of one run."""
+
+    run_id: str
+    task_name: str
+    started_at: float
+    champion: dict[str, Any] | None
+    #: Every team ever formed (dissolved ones stay, for the report). Written by one node at a time.
+    teams: list[dict[str, Any]]
+    #: Every finished experiment with the lab's decision (ExperimentEntry dicts), in order.
+    log: Annotated[list[dict[str, Any]], operator.add]
+    #: Every experiment handed to the executor (Submission dicts); in flight until logged.
+    submitted: Annotated[list[dict[str, Any]], operator.add]
+    #: Every review, approvals and rejections alike.
+    reviews: Annotated[list[dict[str, Any]], operator.add]
+    dead_ends: Annotated[list[dict[str, Any]], operator.add]
+    #: Team formed / falsified / regroup / promotion / near miss ... for the report's timeline.
+    events: Annotated[list[dict[str, Any]], operator.add]
+    usage: Annotated[dict[str, Any], add_usage]
+    #: Results collected from the executor, consumed by ``share``.
+    inbox: list[dict[str, Any]]
+    rotation: int
+    idle_rounds: int
+    stop_reason: str | None
+
+
+class TeamState(LabState, total=False):
+    """Input of one team branch: the lab state plus which team it is."""
+
+    team_id: str
+
+
+class TeamOutput(TypedDict, total=False):
+    """What a team branch hands back to the lab (keys with reducers only)."""
+
+    submitted: Annotated[list[dict[str, Any]], operator.add]
+    reviews: Annotated[list[dict[str, Any]], operator.add]
+    events: Annotated[list[dict[str, Any]], operator.add]
+    usage: Annotated[dict[str, Any], add_usage]
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """Typed, read-only access to a :class:`LabState`."""
+
+    state: LabState
+    task: ResearchTask
+
+    @property
+    def log(self) -> list[ExperimentEntry]:
+        return [ExperimentEntry.model_validate(d) for d in self.state.get("log", [])]
+
+    @property
+    def submitted(self) -> list[Submission]:
+        return [Submission.model_validate(d) for d in self.state.get("submitted", [])]
+
+    @property
+    def in_flight(self) -> list[Submission]:
+        done = {d["result"]["experiment_id"] for d in self.state.get("log", [])}
+        return [s for s in self.submitted if s.experiment_id not in done]
+
+    @property
+    def teams(self) -> list[Team]:
+        return [Team.model_validate(d) for d in self.state.get("teams", [])]
+
+    @property
+    def active_teams(self) -> list[Team]:
+        return [t for t in self.teams if t.status == "active"]
+
+    @property
+    def champion(self) -> Champion:
+        c = self.state.get("champion")
+        if c is None:
+            return Champion(experiment_id=None, config=self.task.default_config())
+        return Champion.model_validate(c)
+
+    @property
+    def dead_ends(self) -> list[DeadEnd]:
+        return [DeadEnd.model_validate(d) for d in self.state.get("dead_ends", [])]
+
+    @property
+    def reviews(self) -> list[Review]:
+        return [Review.model_validate(d) for d in self.state.get("reviews", [])]
+
+    @property
+    def usage(self) -> Usage:
+        u = self.state.get("usage") or {}
+        return Usage(**{k: v for k, v in u.items() if k in Usage.model_fields})
+
+    def results(self) -> list[RunResult]:
+        return [e.result for e in self.log]
+
+    def view(self, *, feedback: list[Review] | None = None, experiments_left: int | None = None) -> LabView:
+        """The shared state as an agent reads it."""
+        log = self.log
+        return LabView(
+            task=self.task,
+            champion=self.champion,
+            experiments=log,
+            teams=self.teams,
+            dead_ends=self.dead_ends,
+            knowledge=knowledge(self.task, log),
+            in_flight=[s.proposal for s in self.in_flight],
+            experiments_left=experiments_left,
+            feedback=feedback or [],
+        )
+
+
+def teams_update(teams: list[Team]) -> list[dict[str, Any]]:
+    return [t.to_state() for t in teams]

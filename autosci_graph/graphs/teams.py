@@ -1,0 +1,105 @@
+"""Team life cycle: formation by vote, falsification, regroup triggers. Plain code, no agent."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from autosci_graph.graphs.context import LabSettings
+from autosci_graph.scientists.base import HypothesisDraft, OrganizeReply
+from autosci_graph.state import ExperimentEntry, Hypothesis, Team
+
+
+def is_falsified(team: Team, settings: LabSettings) -> bool:
+    """Falsified: many rotations without a supporting keep and repeated refuting discards."""
+    return team.rotations_since_support >= settings.falsify_rotations and team.refute >= settings.falsify_refutes
+
+
+def regroup_reason(log: list[ExperimentEntry], since: int, n_teams: int, settings: LabSettings) -> str | None:
+    """Why the lab should re-form its teams now, judging only explorations after index ``since``."""
+    recent = [e for e in log if e.index >= since and e.kind == "explore"]
+    if not recent:
+        return None
+    window = settings.regroup_rotations_without_keep * max(1, n_teams)
+    if len(recent) >= window and not any(e.outcome == "keep" for e in recent[-window:]):
+        return f"no keep in the last {window} explorations ({settings.regroup_rotations_without_keep} rotations)"
+    discards = [e for e in recent if e.outcome in ("discard", "crash")][-settings.regroup_discards :]
+    if len(discards) >= settings.regroup_discards:
+        axes = {e.proposal.axis for e in discards}
+        if len(axes) <= settings.regroup_axes:
+            return f"the last {len(discards)} discards all fall within {len(axes)} axes ({', '.join(sorted(a or '?' for a in axes))})"
+    return None
+
+
+def exhausted_axes(log: list[ExperimentEntry], settings: LabSettings) -> set[str]:
+    """Axes whose every tried direction is a dead end (discards and no keep)."""
+    per: dict[str, Counter[str]] = {}
+    keeps: set[str] = set()
+    for e in log:
+        if e.kind != "explore" or not e.proposal.axis:
+            continue
+        if e.outcome == "keep":
+            keeps.add(e.proposal.axis)
+        elif e.outcome in ("discard", "crash"):
+            per.setdefault(e.proposal.axis, Counter())[e.proposal.direction or "set"] += 1
+    return {
+        axis for axis, c in per.items()
+        if axis not in keeps and c and all(n >= settings.rules.dead_end_discards for n in c.values()) and len(c) >= 1
+        and sum(c.values()) >= 2 * settings.rules.dead_end_discards
+    }
+
+
+def choose_drafts(
+    reply: OrganizeReply, n: int, untested: list[str], exhausted: set[str], taken_axes: set[str]
+) -> list[HypothesisDraft]:
+    """The ``n`` best-voted drafts; each owns a never-tested axis while any is left, none is built
+    only on exhausted axes, and no two new teams share a primary axis."""
+    votes = Counter(reply.votes)
+    order = sorted(range(len(reply.hypotheses)), key=lambda i: (-votes[i], -reply.hypotheses[i].promise, i))
+    chosen: list[HypothesisDraft] = []
+    free_untested = [a for a in untested if a not in taken_axes]
+    for i in order:
+        d = reply.hypotheses[i]
+        live = [a for a in d.axes if a not in exhausted]
+        if not live:
+            continue
+        if free_untested and not any(a in free_untested for a in d.axes):
+            continue
+        if any(c.axes[0] == live[0] for c in chosen) or live[0] in taken_axes:
+            continue
+        chosen.append(d.model_copy(update={"axes": live}))
+        free_untested = [a for a in free_untested if a not in d.axes]
+        if len(chosen) == n:
+            break
+    # Too strict for what was posted: fill with the best remaining drafts rather than run short.
+    for i in order:
+        if len(chosen) == n:
+            break
+        d = reply.hypotheses[i]
+        if d not in chosen and any(a not in exhausted for a in d.axes):
+            chosen.append(d)
+    return chosen
+
+
+def new_team(draft: HypothesisDraft, team_id: str, members: list[str], at_experiment: int) -> Team:
+    return Team(
+        team_id=team_id,
+        hypothesis=Hypothesis(statement=draft.statement, prediction=draft.prediction, falsification=draft.falsification, axes=draft.axes),
+        members=members,
+        formed_at_experiment=at_experiment,
+    )
+
+
+def members_for(slot: int, settings: LabSettings) -> list[str]:
+    """The roster of team ``slot``: its analysts, then its experimenters."""
+    a = [f"analyst-{slot * settings.analysts_per_team + i + 1}" for i in range(settings.analysts_per_team)]
+    e = [f"experimenter-{slot * settings.experimenters_per_team + i + 1}" for i in range(settings.experimenters_per_team)]
+    return a + e
+
+
+def update_counters(team: Team, outcome: str, *, supports: bool) -> Team:
+    """A team's counters after one of its experiments is decided."""
+    rotations = team.rotations + 1
+    if outcome == "keep" and supports:
+        return team.model_copy(update={"support": team.support + 1, "rotations": rotations, "rotations_since_support": 0, "experiments": team.experiments + 1})
+    refute = team.refute + (1 if outcome in ("discard", "crash") else 0)
+    return team.model_copy(update={"refute": refute, "rotations": rotations, "rotations_since_support": team.rotations_since_support + 1, "experiments": team.experiments + 1})

@@ -1,0 +1,106 @@
+"""Facts derived from the experiment log: noise floor, per-axis effects, untested axes.
+
+Plain functions over :class:`~autosci_graph.state.ExperimentEntry` lists, shared by the graph's
+housekeeping (promotion arithmetic) and by scientists (what to try next).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from autosci_graph.scientists.base import AxisEffect, Knowledge
+from autosci_graph.state import Change, ExperimentEntry
+from autosci_graph.task import KnobValue, ResearchTask
+
+
+def config_key(knobs: dict[str, KnobValue], diff: str | None = None) -> str:
+    """A stable key for a full configuration, so repeat runs of one config can be grouped."""
+    payload = json.dumps({"knobs": {k: knobs[k] for k in sorted(knobs)}, "diff": (diff or "").strip()}, default=str)
+    return hashlib.sha1(payload.encode()).hexdigest()[:16]
+
+
+def full_config(task: ResearchTask, change: Change) -> dict[str, KnobValue]:
+    """The complete knob configuration a change runs with (task defaults + overrides)."""
+    return {**task.default_config(), **change.knobs}
+
+
+def change_key(task: ResearchTask, change: Change) -> str:
+    return config_key(full_config(task, change), change.diff)
+
+
+def _chi2_quantile(p_z: float, dof: int) -> float:
+    """Wilson-Hilferty approximation of a chi-square quantile (z is the normal quantile)."""
+    k = float(dof)
+    return k * (1.0 - 2.0 / (9.0 * k) + p_z * math.sqrt(2.0 / (9.0 * k))) ** 3
+
+
+def noise_estimate(task: ResearchTask, entries: Iterable[ExperimentEntry], *, upper: bool = True) -> tuple[float | None, int]:
+    """Run-to-run noise σ from repeat runs of identical configurations on different seeds.
+
+    Returns ``(sigma, dof)``. With ``upper`` the estimate is the 90% upper confidence bound:
+    with a handful of repeats a point estimate is often far too small (the authors measured seed
+    variance 4-6x above what they assumed), and a small σ is what lets lucky seeds in.
+    """
+    groups: dict[str, list[float]] = defaultdict(list)
+    for e in entries:
+        if e.result.ok and e.result.metric is not None and math.isfinite(e.result.metric):
+            groups[change_key(task, e.result.change)].append(e.result.metric)
+    ss, dof = 0.0, 0
+    for values in groups.values():
+        if len(values) >= 2:
+            mean = sum(values) / len(values)
+            ss += sum((v - mean) ** 2 for v in values)
+            dof += len(values) - 1
+    if dof == 0:
+        return None, 0
+    sigma = math.sqrt(ss / dof)
+    if upper:
+        sigma *= math.sqrt(dof / max(_chi2_quantile(-1.2816, dof), 1e-9))
+    return sigma, dof
+
+
+def axis_effects(entries: Iterable[ExperimentEntry]) -> dict[str, AxisEffect]:
+    """Per-axis counts and mean gain (positive = better than the champion of the time)."""
+    stats: dict[str, dict[str, object]] = {}
+    for e in entries:
+        axis = e.proposal.axis
+        if not axis or e.proposal.author == "baseline":
+            continue
+        s = stats.setdefault(axis, {"tried": 0, "keeps": 0, "discards": 0, "crashes": 0, "gains": [], "dirs": defaultdict(list)})
+        s["tried"] = int(s["tried"]) + 1  # type: ignore[call-overload]
+        if e.outcome == "keep":
+            s["keeps"] = int(s["keeps"]) + 1  # type: ignore[call-overload]
+        elif e.outcome == "crash":
+            s["crashes"] = int(s["crashes"]) + 1  # type: ignore[call-overload]
+        elif e.outcome == "discard":
+            s["discards"] = int(s["discards"]) + 1  # type: ignore[call-overload]
+        if e.gain is not None and math.isfinite(e.gain):
+            s["gains"].append(e.gain)  # type: ignore[union-attr]
+            s["dirs"][e.proposal.direction or "set"].append(e.gain)  # type: ignore[index]
+    out: dict[str, AxisEffect] = {}
+    for axis, s in stats.items():
+        gains: list[float] = s["gains"]  # type: ignore[assignment]
+        dirs: dict[str, list[float]] = s["dirs"]  # type: ignore[assignment]
+        out[axis] = AxisEffect(
+            axis=axis,
+            tried=int(s["tried"]),  # type: ignore[call-overload]
+            keeps=int(s["keeps"]),  # type: ignore[call-overload]
+            discards=int(s["discards"]),  # type: ignore[call-overload]
+            crashes=int(s["crashes"]),  # type: ignore[call-overload]
+            mean_gain=sum(gains) / len(gains) if gains else None,
+            best_gain=max(gains) if gains else None,
+            by_direction={d: sum(v) / len(v) for d, v in dirs.items() if v},
+        )
+    return out
+
+
+def knowledge(task: ResearchTask, entries: Sequence[ExperimentEntry]) -> Knowledge:
+    """Everything an agent should know before acting, derived from the log."""
+    sigma, dof = noise_estimate(task, entries)
+    effects = axis_effects(entries)
+    untested = [k for k in task.knobs if k not in effects]
+    return Knowledge(noise_sigma=sigma, noise_samples=dof, effects=effects, untested_axes=untested)
