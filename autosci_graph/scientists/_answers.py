@@ -3,24 +3,23 @@
 Two layers: a pydantic schema per role (shape and types; its JSON schema goes into the prompt), then
 checks against the task and the lab state that a schema cannot express (known knobs inside their
 bounds, a real change relative to the champion, tags consistent with the change, two proposals on
-different axes, at least one bold move, no silent repeat of a recalled failure, a specific review
-reason). Each check yields a message written to be sent back to the model as a repair instruction.
+different axes, at least one bold move, the automatic critique rules of
+:mod:`~autosci_graph.scientists.rules` (so a repeat of a recalled failure is sent back), a specific
+review reason). Each check yields a message written to be sent back to the model as a repair instruction.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from autosci_graph.scientists.base import HypothesisDraft, LabView, ProposalDraft, RecalledMemory, ReviewDraft
-from autosci_graph.state import Direction
+from autosci_graph.scientists.rules import CritiqueRules, auto_review
+from autosci_graph.state import Change, Direction, Proposal
 from autosci_graph.task import CategoricalKnob, FloatKnob, Knob, KnobValue, ResearchTask
 
-#: Relative distance under which two knob values count as "the same value" for recall matching.
-SAME_VALUE_RTOL = 0.05
 #: A review reason shorter than this (in words) is an empty review, a failure mode of the method.
 MIN_REASON_WORDS = 5
 _GENERIC_REASONS = {"looks good", "lgtm", "ok", "okay", "approved", "fine", "good idea", "rejected", "no"}
@@ -150,11 +149,6 @@ def _near(a: KnobValue, b: KnobValue) -> bool:
     return str(a) == str(b)
 
 
-def _repeats(knobs: dict[str, KnobValue], memory: RecalledMemory) -> bool:
-    shared = set(knobs) & set(memory.knobs)
-    return bool(shared) and all(_near(knobs[k], memory.knobs[k]) for k in shared)
-
-
 def _check_diff(diff: str, task: ResearchTask) -> str | None:
     if not task.editable:
         return "this task accepts no code changes (no editable files); change knobs instead"
@@ -167,7 +161,7 @@ def _check_diff(diff: str, task: ResearchTask) -> str | None:
     return None
 
 
-def _check_one(p: ProposalAnswer, view: LabView, recalled: list[RecalledMemory]) -> tuple[ProposalDraft | None, list[str]]:
+def _check_one(p: ProposalAnswer, view: LabView) -> tuple[ProposalDraft | None, list[str]]:
     task, champion = view.task, view.champion.config
     errors: list[str] = []
     clean: dict[str, KnobValue] = {}
@@ -199,14 +193,6 @@ def _check_one(p: ProposalAnswer, view: LabView, recalled: list[RecalledMemory])
             actual = "increase" if float(new) > float(old) else "decrease"
             if p.direction != actual:
                 return None, [f"direction says {p.direction} but {p.axis} goes from {old} to {new} ({actual})"]
-    if not p.what_is_different.strip():
-        for memory in recalled:
-            if memory.knobs and _repeats(clean, memory):
-                shown = ", ".join(f"{k}={memory.knobs[k]}" for k in sorted(set(clean) & set(memory.knobs)))
-                return None, [
-                    f"it repeats recalled failure {memory.experiment_id} ({shown}); choose another value "
-                    "or say in what_is_different what is different this time"
-                ]
     return (
         ProposalDraft(
             axis=p.axis, direction=p.direction, knobs=clean, diff=p.diff, rationale=p.rationale,
@@ -216,12 +202,20 @@ def _check_one(p: ProposalAnswer, view: LabView, recalled: list[RecalledMemory])
     )
 
 
-def check_proposals(answer: ProposeAnswer, view: LabView, *, recalled: list[RecalledMemory], n: int) -> Checked:
-    """Proposals valid against the task, on distinct axes, at least one bold when ``n >= 2``."""
+def check_proposals(
+    answer: ProposeAnswer, view: LabView, *, team: str, author: str, recalled: list[RecalledMemory], n: int,
+    rules: CritiqueRules = CritiqueRules(),
+) -> Checked:
+    """Proposals valid against the task, passing the automatic critique rules (so a repeat of a
+    recalled failure is sent back before a critic sees it), on distinct axes, one bold when ``n >= 2``."""
     out = Checked()
     seen_axes: dict[str, int] = {}
     for i, p in enumerate(answer.proposals[:n]):
-        draft, errors = _check_one(p, view, recalled)
+        draft, errors = _check_one(p, view)
+        if draft is not None:
+            rejection = auto_review(_as_proposal(draft, i, team=team, author=author), view, recalled, rules)
+            if rejection is not None:
+                draft, errors = None, [f"would be rejected ({rejection.rule}): {rejection.reason}"]
         if draft is None:
             out.item_errors.extend(f"proposals.{i}: {e}" for e in errors)
             continue
@@ -242,14 +236,36 @@ def check_proposals(answer: ProposeAnswer, view: LabView, *, recalled: list[Reca
     return out
 
 
-def check_review(answer: ReviewAnswer) -> Checked:
-    """A review whose reason names evidence; near-empty reviews are refused."""
+def _as_proposal(draft: ProposalDraft, i: int, *, team: str, author: str) -> Proposal:
+    return Proposal(
+        proposal_id=f"draft-{i}", author=author, team=team, axis=draft.axis, direction=draft.direction,
+        change=Change(knobs=draft.knobs, diff=draft.diff), rationale=draft.rationale, prediction=draft.prediction,
+        bold=draft.bold, what_is_different=draft.what_is_different,
+    )
+
+
+def _evidence_terms(view: LabView, proposal: Proposal, recalled: list[RecalledMemory]) -> set[str]:
+    terms = {"sigma", "noise", "dead end", "dead-end", "recalled", "memory", "untested", "never tested"}
+    terms |= set(view.task.knobs) | set(view.knowledge.effects) | {proposal.axis or ""}
+    terms |= {e.result.experiment_id for e in view.experiments} | {d.experiment_id for d in view.dead_ends}
+    terms |= {m.experiment_id for m in recalled}
+    return {t.lower() for t in terms if t}
+
+
+def check_review(
+    answer: ReviewAnswer, view: LabView, *, proposal: Proposal, recalled: list[RecalledMemory]
+) -> Checked:
+    """A review whose reason cites evidence (a number, a knob or axis, an experiment, the noise
+    floor, a dead end or a recalled failure); near-empty reviews are a failure mode of the method."""
     reason = answer.reason.strip()
-    if reason.lower().rstrip(".!") in _GENERIC_REASONS or len(reason.split()) < MIN_REASON_WORDS:
+    lowered = reason.lower()
+    generic = lowered.rstrip(".!") in _GENERIC_REASONS or len(reason.split()) < MIN_REASON_WORDS
+    cites = any(ch.isdigit() for ch in reason) or any(t in lowered for t in _evidence_terms(view, proposal, recalled))
+    if generic or not cites:
         return Checked(
             item_errors=[
-                "reason is too generic: name the specific evidence (measured effects, dead ends, "
-                "recalled failures, the noise floor) behind approve/reject"
+                "reason is too generic: name the specific evidence behind approve/reject (measured effects "
+                "with numbers, the knob or axis, dead ends, recalled failures by id, the noise floor)"
             ]
         )
     return Checked(items=[ReviewDraft(approve=answer.approve, reason=reason)])

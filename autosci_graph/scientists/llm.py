@@ -54,6 +54,7 @@ from autosci_graph.scientists.base import (
     Scientist,
 )
 from autosci_graph.scientists.providers import ProviderError, resolve_model
+from autosci_graph.scientists.rules import CritiqueRules
 from autosci_graph.state import Proposal, Team, Usage
 
 log = logging.getLogger(__name__)
@@ -134,6 +135,8 @@ class LLMScientist(Scientist):
         prompt_settings: How much of the notebook goes into each prompt.
         base_url: Server address for models given as strings (``openai-compatible:NAME``, a proxy).
         api_key_env: Environment variable holding the API key, for models given as strings.
+        rules: Thresholds of the automatic critique rules; proposals they would reject are sent
+            back for repair before they reach a critic.
 
     Usage: each reply's ``usage`` holds the tokens and cost of the calls made for that reply;
     :attr:`total_usage` is the running total over the scientist's life.
@@ -152,6 +155,7 @@ class LLMScientist(Scientist):
         prompt_settings: prompts.PromptSettings | None = None,
         base_url: str | None = None,
         api_key_env: str | None = None,
+        rules: CritiqueRules | None = None,
     ) -> None:
         if max_repairs < 0:
             raise ValueError(f"max_repairs must be >= 0, got {max_repairs}")
@@ -162,6 +166,7 @@ class LLMScientist(Scientist):
         self.critic_model = as_model(critic_model) if critic_model is not None else self.model
         self.organizer_model = as_model(organizer_model) if organizer_model is not None else self.model
         self.max_repairs = max_repairs
+        self.rules = rules or CritiqueRules()
         self.prompt_settings = prompt_settings or prompts.PromptSettings()
         self.name = name or f"llm:{model_name(self.model)}"
         self._meter = UsageMeter(price_per_1k_input, price_per_1k_output)
@@ -200,7 +205,9 @@ class LLMScientist(Scientist):
         )
         asked = self._ask(
             "propose", self.model, messages, ProposeAnswer,
-            lambda answer: check_proposals(answer, view, recalled=recalled, n=n),
+            lambda answer: check_proposals(
+                answer, view, team=team.team_id, author=author, recalled=recalled, n=n, rules=self.rules
+            ),
         )
         proposals = asked.checked.items if asked.checked else []
         return ProposeReply(proposals=proposals, usage=asked.usage, dropped=asked.dropped)
@@ -214,7 +221,10 @@ class LLMScientist(Scientist):
         messages = prompts.critique_messages(
             view, proposal=proposal, reviewer=reviewer, recalled=recalled, settings=self.prompt_settings
         )
-        asked = self._ask("critique", self.critic_model, messages, ReviewAnswer, check_review)
+        asked = self._ask(
+            "critique", self.critic_model, messages, ReviewAnswer,
+            lambda answer: check_review(answer, view, proposal=proposal, recalled=recalled),
+        )
         review = asked.checked.items[0] if asked.checked and asked.checked.items else None
         return CritiqueReply(review=review, usage=asked.usage, dropped=asked.dropped)
 

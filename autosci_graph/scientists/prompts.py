@@ -85,8 +85,9 @@ def render_view(view: LabView, settings: PromptSettings = PromptSettings()) -> s
     if task.editable:
         lines.append(f"EDITABLE FILES (code changes as unified diffs): {', '.join(task.editable)}")
     changed = {k: v for k, v in champ.config.items() if k in task.knobs and v != task.knobs[k].default}
+    measured = _fmt(champ.metric) if champ.metric is not None else "not measured yet"
     lines.append(
-        f"CHAMPION: {m.name}={_fmt(champ.metric)} seeds={champ.seeds} from {champ.experiment_id or 'default config'}"
+        f"CHAMPION: {m.name}={measured} seeds={champ.seeds} from {champ.experiment_id or 'default config'}"
         f" ({champ.description}); changed from default: {changed or 'nothing'}"
         + ("; includes a code diff" if champ.diff else "")
     )
@@ -117,14 +118,16 @@ def render_view(view: LabView, settings: PromptSettings = PromptSettings()) -> s
             delta = f" delta {_fmt(d.delta)}" if d.delta is not None else ""
             lines.append(f"  {d.axis} {d.direction} value={_fmt(d.value)}{delta} [{d.experiment_id}] {d.reason}".rstrip())
     if view.experiments:
-        lines.append(f"RECENT EXPERIMENTS (last {settings.log_window} of {len(view.experiments)}):")
+        shown = min(settings.log_window, len(view.experiments))
+        lines.append(f"RECENT EXPERIMENTS (last {shown} of {len(view.experiments)}):")
         for e in view.experiments[-settings.log_window :]:
             r, p = e.result, e.proposal
             metric = _fmt(r.metric) if r.metric is not None else r.status
-            delta = f" delta {_fmt(e.delta)}" if e.delta is not None else ""
+            gain = f" gain {_fmt(e.gain)}" if e.gain is not None else ""
+            kind = f" ({e.kind})" if e.kind != "explore" else ""
             lines.append(
-                f"  #{e.index} {p.team} {p.axis} {p.direction} {r.change.knobs or ''}"
-                f"{' +diff' if r.change.diff else ''} -> {metric}{delta} {e.outcome}"
+                f"  #{e.index}{kind} {p.team} {p.axis} {p.direction} {r.change.knobs or ''}"
+                f"{' +diff' if r.change.diff else ''} seed {r.seed} -> {metric}{gain} {e.outcome}"
             )
     if view.in_flight:
         lines.append("IN FLIGHT (queued or running, do not duplicate):")
@@ -187,9 +190,15 @@ def propose_messages(
 ) -> list[BaseMessage]:
     system = _PREAMBLE.format(agent=author, role=f"an experimenter on team {team.team_id}") + "\n\n"
     system += _EXPERIMENTER_RULES.format(n=n)
+    feedback = ""
+    if view.feedback:
+        reviews = "\n".join(
+            f"  {r.proposal_id} {'approved' if r.approve else 'REJECTED'} by {r.reviewer}: {r.reason}" for r in view.feedback
+        )
+        feedback = f"\n\nREVIEWS OF YOUR EARLIER DRAFTS THIS TURN (address them; do not resubmit a rejected change):\n{reviews}"
     human = (
         f"{render_view(view, settings)}\n\nYOUR TEAM: {_team_line(team)}\n\n{render_recalled(recalled, settings)}"
-        f"\n\nPropose {n} experiments.\n\n{_answer_block(ProposeAnswer)}"
+        f"{feedback}\n\nPropose {n} experiments.\n\n{_answer_block(ProposeAnswer)}"
     )
     return [SystemMessage(system), HumanMessage(human)]
 

@@ -68,14 +68,14 @@ def make_view(task: ResearchTask | None = None) -> LabView:
         result=RunResult(experiment_id="e1", status="ok", change=Change(knobs={"lr": 0.004}), seed=1,
                          metric_name="val_bpb", metric=1.91),
         proposal=make_proposal(knobs={"lr": 0.004}, proposal_id="p-e1"),
-        outcome="keep", delta=0.04, champion_metric=1.95,
+        outcome="keep", gain=0.04, champion_metric=1.95,
     )
     discard = ExperimentEntry(
         index=2,
         result=RunResult(experiment_id="e2", status="ok", change=Change(knobs={"dropout": 0.4}), seed=1,
                          metric_name="val_bpb", metric=1.99),
         proposal=make_proposal(axis="dropout", knobs={"dropout": 0.4}, proposal_id="p-e2"),
-        outcome="discard", delta=-0.08, champion_metric=1.91,
+        outcome="discard", gain=-0.08, champion_metric=1.91,
     )
     return LabView(
         task=task,
