@@ -1,1 +1,47 @@
-"""memory."""
+"""Experiment memory: every run becomes a record that later proposals, critics and users can recall.
+
+``ChromaMemory`` (persistent, or a Chroma server) is the backend runs use; ``InMemoryMemory`` is the
+reference. Embeddings are offline by default (all-MiniLM-L6-v2); any LangChain ``Embeddings`` can
+replace them with ``embeddings=``. Names load lazily: importing this package loads neither Chroma
+nor the model.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "ExperimentMemory": "autosci_graph.memory.base",
+    "InMemoryMemory": "autosci_graph.memory.base",
+    "MemoryStats": "autosci_graph.memory.base",
+    "MemoryRecord": "autosci_graph.memory.record",
+    "MemoryFilter": "autosci_graph.memory.record",
+    "RecallHit": "autosci_graph.memory.record",
+    "ChromaMemory": "autosci_graph.memory.chroma",
+    "MiniLMEmbeddings": "autosci_graph.memory.embeddings",
+    "default_embeddings": "autosci_graph.memory.embeddings",
+    "embedding_identity": "autosci_graph.memory.embeddings",
+    "ExperimentMemoryRetriever": "autosci_graph.memory.langchain",
+    "search_memory_tool": "autosci_graph.memory.langchain",
+    "default_memory_dir": "autosci_graph.memory.paths",
+    "MemoryCorruptError": "autosci_graph.memory.errors",
+    "EmbeddingMismatchError": "autosci_graph.memory.errors",
+    "MemoryUnreachableError": "autosci_graph.memory.errors",
+    "EmbeddingModelError": "autosci_graph.memory.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'autosci_graph.memory' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -90,9 +90,15 @@ class MemoryRecord(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _failure_from_status(cls, data: Any) -> Any:
-        # A failed run is a dead end whatever the caller forgot to say: derive its failure class.
-        if isinstance(data, dict) and data.get("failure_class") is None and data.get("status") not in (None, "ok"):
-            data = {**data, "failure_class": data["status"]}
+        # A failed run or a discard is a dead end whatever the caller forgot to say: derive its class.
+        if not isinstance(data, dict) or data.get("failure_class") is not None:
+            return data
+        if data.get("status") not in (None, "ok"):
+            return {**data, "failure_class": data["status"]}
+        if data.get("outcome") == "discard":
+            delta, minimize = data.get("delta"), data.get("minimize", True)
+            worse = delta is not None and (delta > 0 if minimize else delta < 0)
+            return {**data, "failure_class": "regression" if worse else "no_gain"}
         return data
 
     @field_validator("error")
@@ -155,10 +161,13 @@ class MemoryRecord(BaseModel):
         )
 
     def document(self) -> str:
-        """The sentence that is embedded: what changed and what happened first (the model reads
+        """The text that is embedded: task, what changed and what happened first (the model reads
         only 256 word pieces), then the hypothesis, then the error tail."""
         tags = ", ".join(t for t in (self.axis, self.direction) if t)
-        text = f"Tried: {self.change}{f' ({tags})' if tags else ''}. "
+        # The task (and its metric) first: one store serves several tasks, and their names carry
+        # meaning ("gb1-fitness", "val_bpb") that separates look-alike changes across them.
+        text = f"Task {self.task}" + (f" ({self.metric_name})" if self.metric_name else "") + ". "
+        text += f"Tried: {self.change}{f' ({tags})' if tags else ''}. "
         text += f"The run {_STATUS_WORDS[self.status]}"
         if self.outcome:
             text += f" and was {_OUTCOME_WORDS[self.outcome]}"
