@@ -11,7 +11,8 @@ How an answer becomes an action:
 3. An invalid answer is sent back with the list of problems (bounded repair, ``max_repairs``
    rounds). Whatever is still invalid after that is dropped with a logged reason recorded in the
    reply's ``dropped``: a malformed answer is data, it never raises. A provider failure (server
-   unreachable, credentials refused) raises :class:`~autosci_graph.scientists.providers.ProviderError`.
+   unreachable, credentials refused) raises :class:`~autosci_graph.scientists.providers.ProviderError`,
+   whose ``usage`` holds what the calls made for that request had used.
 
 Token usage comes from each reply's ``usage_metadata``; every reply carries the usage of its own
 calls (the graph adds them up against the budget) and :attr:`LLMScientist.total_usage` holds the
@@ -253,7 +254,11 @@ class LLMScientist(Scientist):
         attempts = 1 + self.max_repairs
         errors: list[str] = []
         for attempt in range(1, attempts + 1):
-            reply = self._invoke(role, model, conversation)
+            try:
+                reply = self._invoke(role, model, conversation)
+            except ProviderError as exc:
+                exc.usage = add(asked.usage, Usage(calls=1, failed_calls=1))
+                raise
             text = reply.text
             errors = []
             try:

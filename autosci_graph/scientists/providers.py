@@ -46,6 +46,9 @@ class ProviderError(AutosciError):
     """
 
     code = ErrorCode.INVALID_SETTINGS
+    #: Usage of the calls made for the failed request before it failed (set by LLMScientist), so a
+    #: caller can still count them against the budget.
+    usage: Any = None
 
 
 @dataclass(frozen=True)

@@ -229,6 +229,22 @@ def test_provider_failure_is_a_project_exception(lab_view) -> None:  # noqa: F81
     assert sci.total_usage.failed_calls == 1
 
 
+def test_provider_failure_after_a_repair_round_reports_the_usage_spent(lab_view) -> None:  # noqa: F811
+    answers = iter(["not json"])
+
+    def respond(messages: list[BaseMessage]) -> str:
+        try:
+            return next(answers)
+        except StopIteration:
+            raise TimeoutError("read timed out") from None
+
+    sci = LLMScientist(ScriptedChatModel(responder=respond))
+    with pytest.raises(ProviderError) as info:
+        sci.propose(lab_view, team=make_team(), author="exp-1", recalled=[])
+    assert info.value.usage.calls == 2 and info.value.usage.input_tokens == 13
+    assert sci.total_usage.calls == 2
+
+
 def test_parallel_calls_share_one_scientist_safely(lab_view, recalled) -> None:  # noqa: F811
     barrier = threading.Barrier(6)
 
