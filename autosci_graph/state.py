@@ -17,7 +17,8 @@ from autosci_graph.task import KnobValue
 
 RunStatus = Literal["ok", "timeout", "crash", "oom", "diverged", "no_metric", "bad_change"]
 FAILURE_STATUSES: tuple[RunStatus, ...] = ("timeout", "crash", "oom", "diverged", "no_metric", "bad_change")
-Outcome = Literal["keep", "discard", "crash", "pending_confirmation"]
+#: ``remeasure``: a repeat run of the champion on a new seed (noise estimate, champion mean).
+Outcome = Literal["keep", "discard", "crash", "pending_confirmation", "remeasure"]
 Direction = Literal["increase", "decrease", "set", "code"]
 TeamStatus = Literal["active", "falsified", "merged", "dissolved"]
 

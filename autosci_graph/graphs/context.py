@@ -6,6 +6,7 @@ the settings in ``run.json``). Nodes read settings only from here, never from th
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -45,17 +46,21 @@ class LabSettings:
     deadline: float | None = None
     #: Stop after this many finished explorations without a keep.
     stop_after_no_keep: int | None = 10
-    #: Stop after this many rounds in which no team got a proposal approved.
-    max_idle_rounds: int = 3
+    #: Stop after this many rounds in a row in which no team got a proposal approved. An idle
+    #: round re-runs the champion on a new seed instead (a better noise and champion estimate).
+    max_idle_rounds: int = 5
 
     # -- noise-aware promotion -----------------------------------------------------------------
-    # The authors promote at 2σ. On a pure-noise metric that let a false champion in during 20%
-    # of 40-experiment runs in our simulation (many 2σ tests against one champion add up); 3σ on
-    # both paths brings it to 4% while real gains, which dwarf the noise early on, still pass.
+    # The authors promote at 2σ. Against a pure-noise metric that let a false champion in during
+    # 20% of 40-experiment runs in our simulation (many 2σ tests against one champion add up);
+    # 3σ at once / 2.5σ after confirmation, with σ as a 90% upper bound, brings it to about 5%.
+    # Real gains that dwarf the noise still pass at once; small ones need their confirmation.
     #: Promote at once when the gain exceeds this many σ of the difference.
     promote_sigmas: float = 3.0
     #: A confirmed candidate's mean gain must exceed this many σ of the difference.
-    confirm_sigmas: float = 3.0
+    confirm_sigmas: float = 2.5
+    #: A gain below this many σ of the difference is noise, not a near miss: discarded unconfirmed.
+    near_miss_sigmas: float = 1.0
     #: Confirmation runs a near miss may get (the authors: a second seed, a third if persistent).
     max_confirmations: int = 2
     #: Noise degrees of freedom below which no gain promotes without confirmation.
@@ -117,7 +122,19 @@ class LabContext:
     #: Seconds ``collect`` waits per poll; a poll returns as soon as any experiment finishes.
     poll_s: float = 5.0
     extra: dict[str, Any] = field(default_factory=dict)
+    # Configurations claimed by team branches of this process. Parallel branches read the same
+    # snapshot, so two teams can approve the same change in one round; the first to claim it runs it.
+    _claims: set[str] = field(default_factory=set, repr=False)
+    _claims_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def reviewer(self) -> "Scientist":
         return self.critic or self.scientist
+
+    def claim(self, config_key: str) -> bool:
+        """Claim a configuration for this branch; ``False`` if another branch already did."""
+        with self._claims_lock:
+            if config_key in self._claims:
+                return False
+            self._claims.add(config_key)
+            return True

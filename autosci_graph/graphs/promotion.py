@@ -6,7 +6,7 @@ with σ of the *difference* between the candidate's mean and the champion's mean
 ``σ·sqrt(1/n_candidate + 1/n_champion)``:
 
 * an exploration whose gain exceeds ``promote_sigmas`` of that is promoted at once;
-* a smaller positive gain is confirmed on another seed first; it is promoted when every seed beat
+* a smaller gain above ``near_miss_sigmas`` (a near miss) is confirmed on another seed first; it is promoted when every seed beat
   the champion and the mean gain clears ``confirm_sigmas``; a persistent near miss gets one more
   seed (``max_confirmations``); otherwise it is discarded.
 """
@@ -66,8 +66,11 @@ def judge_exploration(
         if gain > bar:
             champ = _promote(champion, [result], result.experiment_id, description)
             return Decision("keep", gain, f"gain {gain:+.4g} exceeds {settings.promote_sigmas:g}σ ({bar:.3g}): promoted", new_champion=champ)
-        if gain > 0:
+        near = settings.near_miss_sigmas * sigma_of_difference(sigma, 1, len(champion.seeds) or 1)
+        if gain > near:
             return Decision("pending_confirmation", gain, f"near miss: gain {gain:+.4g} within {settings.promote_sigmas:g}σ ({bar:.3g}); confirming on another seed", confirm=True)
+        if gain > 0:
+            return Decision("discard", gain, f"gain {gain:+.4g} is within the noise ({settings.near_miss_sigmas:g}σ = {near:.3g})")
     elif gain > 0:
         return Decision("pending_confirmation", gain, f"gain {gain:+.4g} but the noise floor is not measured yet; confirming on another seed", confirm=True)
     return Decision("discard", gain, f"gain {gain:+.4g}: no improvement over the champion ({champion.metric:.5g})")
@@ -97,6 +100,7 @@ def judge_confirmation(
     if all(g > 0 for g in gains) and mean_gain > bar:
         champ = _promote(champion, ok_runs, candidate_id, description)
         return Decision("keep", mean_gain, f"confirmed on {len(ok_runs)} seeds: mean gain {mean_gain:+.4g} > {bar:.3g}", new_champion=champ)
-    if mean_gain > 0 and confirmations_done < settings.max_confirmations:
+    near = 0.0 if sigma is None else settings.near_miss_sigmas * sigma_of_difference(sigma, len(ok_runs), len(champion.seeds) or 1)
+    if mean_gain > near and confirmations_done < settings.max_confirmations:
         return Decision("pending_confirmation", mean_gain, f"persistent near miss: mean gain {mean_gain:+.4g} over {len(ok_runs)} seeds; one more seed", confirm=True)
     return Decision("discard", mean_gain, f"not confirmed: mean gain {mean_gain:+.4g} over {len(ok_runs)} seeds (bar {bar:.3g})")

@@ -6,6 +6,7 @@ from collections import Counter
 
 from autosci_graph.graphs.context import LabSettings
 from autosci_graph.scientists.base import HypothesisDraft, OrganizeReply
+from autosci_graph.scientists.rules import refutes
 from autosci_graph.state import ExperimentEntry, Hypothesis, Team
 
 
@@ -96,10 +97,16 @@ def members_for(slot: int, settings: LabSettings) -> list[str]:
     return a + e
 
 
-def update_counters(team: Team, outcome: str, *, supports: bool) -> Team:
-    """A team's counters after one of its experiments is decided."""
-    rotations = team.rotations + 1
-    if outcome == "keep" and supports:
-        return team.model_copy(update={"support": team.support + 1, "rotations": rotations, "rotations_since_support": 0, "experiments": team.experiments + 1})
-    refute = team.refute + (1 if outcome in ("discard", "crash") else 0)
-    return team.model_copy(update={"refute": refute, "rotations": rotations, "rotations_since_support": team.rotations_since_support + 1, "experiments": team.experiments + 1})
+def update_counters(team: Team, entry: ExperimentEntry) -> Team:
+    """A team's counters after one of its experiments is decided. Only results on the
+    hypothesis's own axes support or refute it; every result is a rotation."""
+    on_hypothesis = entry.proposal.axis in team.hypothesis.axes
+    supported = entry.outcome == "keep" and on_hypothesis
+    refuted = refutes(entry) and on_hypothesis
+    return team.model_copy(update={
+        "support": team.support + supported,
+        "refute": team.refute + refuted,
+        "rotations": team.rotations + 1,
+        "rotations_since_support": 0 if supported else team.rotations_since_support + 1,
+        "experiments": team.experiments + 1,
+    })

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from autosci_graph.scientists.base import LabView, RecalledMemory
 from autosci_graph.scientists.knowledge import change_key, full_config
-from autosci_graph.state import Change, Proposal, Review
+from autosci_graph.state import Change, ExperimentEntry, Proposal, Review
 from autosci_graph.task import KnobValue, ResearchTask
 
 
@@ -26,6 +26,12 @@ class CritiqueRules:
     dead_end_discards: int = 3
     #: Recalled memories at least this similar count as "a similar failure in memory".
     similar_failure_score: float = 0.80
+
+
+def refutes(entry: ExperimentEntry) -> bool:
+    """A crash, or a discard that measured no gain. A discarded noise-level gain is not evidence
+    against its direction, so it neither builds a dead end nor refutes a hypothesis."""
+    return entry.outcome == "crash" or (entry.outcome == "discard" and (entry.gain is None or entry.gain <= 0))
 
 
 def _reject(p: Proposal, rule: str, reason: str) -> Review:
@@ -77,7 +83,8 @@ def auto_review(
             return _reject(p, "duplicate", f"This exact configuration is already queued as {q.proposal_id}.")
 
     family = (p.axis, p.direction)
-    recent = [e.proposal for e in view.experiments if e.kind == "explore"][-rules.recent_window :] + list(view.in_flight)
+    # "Recently" counts every experiment, so repeat runs of the champion also let a family cool down.
+    recent = [e.proposal for e in view.experiments[-rules.recent_window :] if e.kind == "explore"] + list(view.in_flight)
     repeats = sum(1 for q in recent if (q.axis, q.direction) == family)
     if repeats >= rules.max_recent_repeats:
         return _reject(
@@ -85,8 +92,11 @@ def auto_review(
             f"{p.axis}/{p.direction} was proposed {repeats} times in the last {rules.recent_window} experiments; try another axis.",
         )
 
-    fam_entries = [e for e in view.experiments if (e.proposal.axis, e.proposal.direction) == family and e.kind == "explore"]
-    discards = sum(1 for e in fam_entries if e.outcome in ("discard", "crash"))
+    # A new champion is a new base point: families are judged on what happened since it was kept.
+    since = max((e.index for e in view.experiments if e.outcome == "keep" and e.kind in ("explore", "confirm")), default=-1)
+    fam_entries = [e for e in view.experiments
+                   if (e.proposal.axis, e.proposal.direction) == family and e.kind == "explore" and e.index > since]
+    discards = sum(1 for e in fam_entries if refutes(e))
     keeps = sum(1 for e in fam_entries if e.outcome == "keep")
     if discards >= rules.dead_end_discards and keeps == 0:
         return _reject(p, "dead_end", f"{p.axis}/{p.direction} has {discards} discards and no keep: a dead end.")

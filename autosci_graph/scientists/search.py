@@ -37,6 +37,9 @@ from autosci_graph.task import CategoricalKnob, FloatKnob, IntKnob, Knob, KnobVa
 
 _NORMAL_STEP = {"log": 2.0, "linear": 0.15}
 _BOLD_STEP = {"log": 4.0, "linear": 0.35}
+#: Once the usual step is taken (tried, or blocked by a failure), the search refines: each scale
+#: shrinks the step, so it keeps finding untried points near the champion instead of stalling.
+_REFINE_SCALES = (1.0, 0.5, 0.25, 0.125)
 
 
 def _rng(*parts: object) -> random.Random:
@@ -55,7 +58,7 @@ def _to_unit(knob: Knob, value: KnobValue) -> float:
     return (v - lo) / (hi - lo)
 
 
-def _move(knob: Knob, value: KnobValue, direction: Direction, bold: bool, toward: float | None = None) -> KnobValue | None:
+def _move(knob: Knob, value: KnobValue, direction: Direction, bold: bool, toward: float | None = None, scale: float = 1.0) -> KnobValue | None:
     """The knob value one step away from ``value``; ``None`` when the bound is already reached.
 
     With ``toward`` (a recorded failure on this side) it takes half the way there instead.
@@ -67,10 +70,10 @@ def _move(knob: Knob, value: KnobValue, direction: Direction, bold: bool, toward
     if toward is not None:
         new = math.sqrt(v * toward) if knob.log and v > 0 and toward > 0 else (v + toward) / 2
     elif knob.log:
-        factor = (_BOLD_STEP if bold else _NORMAL_STEP)["log"]
+        factor = (_BOLD_STEP if bold else _NORMAL_STEP)["log"] ** scale
         new = v * factor**sign
     else:
-        new = v + sign * (_BOLD_STEP if bold else _NORMAL_STEP)["linear"] * (float(knob.high) - float(knob.low))
+        new = v + sign * scale * (_BOLD_STEP if bold else _NORMAL_STEP)["linear"] * (float(knob.high) - float(knob.low))
     new = min(max(new, float(knob.low)), float(knob.high))
     if isinstance(knob, IntKnob):
         new_i = int(round(new))
@@ -177,44 +180,61 @@ class SearchScientist(Scientist):
         eff = view.knowledge.effects.get(axis)
         if isinstance(knob, CategoricalKnob):
             tried = {str(e.result.change.knobs.get(axis)) for e in view.experiments}
-            options = [c for c in knob.choices if c != champ_value and str(c) not in tried] or [c for c in knob.choices if c != champ_value]
-            choice = rng.choice(options)
-            return ProposalDraft(axis=axis, direction="set", knobs={axis: choice}, bold=bold,
-                                 rationale=f"{axis}={choice!r} has not been measured against the champion",
-                                 prediction=f"{view.task.metric.name} improves beyond noise")
+            options = [c for c in knob.choices if c != champ_value]
+            rng.shuffle(options)
+            options.sort(key=lambda c: str(c) in tried)  # never-measured values first
+            for choice in options:
+                draft = ProposalDraft(axis=axis, direction="set", knobs={axis: choice}, bold=bold,
+                                      rationale=f"{axis}={choice!r} instead of {champ_value!r}, measured against the current champion",
+                                      prediction=f"{view.task.metric.name} improves beyond noise")
+                if not self._rule_blocked(view, draft):
+                    return draft
+            return None
         directions: list[Direction] = ["increase", "decrease"]
         if eff and eff.by_direction:
             directions.sort(key=lambda d: -eff.by_direction.get(d, 0.0))
         else:
             rng.shuffle(directions)
         failures = self._failures_on(view, axis, recalled)
-        for direction in directions:
-            value = _move(knob, champ_value, direction, bold)
-            if value is None:
-                continue
-            champ_f = float(champ_value)  # type: ignore[arg-type]
-            blocking = [(f, eid) for f, eid in failures
-                        if (f > champ_f and float(value) >= f) or (f < champ_f and float(value) <= f)]
-            note = ""
-            if blocking:
-                nearest, eid = min(blocking, key=lambda t: abs(t[0] - champ_f))
-                value = _move(knob, champ_value, direction, bold, toward=nearest)
-                if value is None or math.isclose(float(value), nearest):
-                    continue
-                note = f"{eid} failed at {axis}={nearest:g}; this is a half step toward it, not the same move"
-            gain_txt = f" (measured {direction} gain {eff.by_direction[direction]:+.4g})" if eff and direction in eff.by_direction else ""
-            return ProposalDraft(
-                axis=axis, direction=direction, knobs={axis: value}, bold=bold, what_is_different=note,
-                rationale=f"{'bold ' if bold else ''}{direction} of {axis} from {champ_value} to {value}{gain_txt}",
-                prediction=f"{view.task.metric.name} improves by more than the noise floor",
-            )
+        scales = _REFINE_SCALES[:1] if bold else _REFINE_SCALES
+        for scale in scales:
+            for direction in directions:
+                draft = self._step(view, axis, knob, champ_value, direction, bold, scale, failures, eff)
+                if draft is not None and not self._rule_blocked(view, draft):
+                    return draft
+        return None
+
+    def _step(self, view: LabView, axis: str, knob: Knob, champ_value: KnobValue, direction: Direction, bold: bool,
+              scale: float, failures: list[tuple[float, str]], eff: object) -> ProposalDraft | None:
+        value = _move(knob, champ_value, direction, bold, scale=scale)
+        if value is None:
+            return None
+        champ_f = float(champ_value)  # type: ignore[arg-type]
+        blocking = [(f, eid) for f, eid in failures
+                    if (f > champ_f and float(value) >= f) or (f < champ_f and float(value) <= f)]
+        note = ""
+        if blocking:
+            nearest, eid = min(blocking, key=lambda t: abs(t[0] - champ_f))
+            value = _move(knob, champ_value, direction, bold, toward=nearest)
+            if value is None or math.isclose(float(value), nearest):
+                return None
+            note = f"{eid} failed at {axis}={nearest:g}; this is a half step toward it, not the same move"
+        by_dir = getattr(eff, "by_direction", {}) or {}
+        gain_txt = f" (measured {direction} gain {by_dir[direction]:+.4g})" if direction in by_dir else ""
+        return ProposalDraft(
+            axis=axis, direction=direction, knobs={axis: value}, bold=bold, what_is_different=note,
+            rationale=f"{'bold ' if bold else ''}{direction} of {axis} from {champ_value} to {value}{gain_txt}",
+            prediction=f"{view.task.metric.name} improves by more than the noise floor",
+        )
         return None
 
     def propose(self, view: LabView, *, team: Team, author: str, recalled: list[RecalledMemory], n: int = 2) -> ProposeReply:
         rng = _rng(view.task.name, len(view.experiments), team.team_id, author, len(view.feedback))
         scores = self._axis_scores(view)
         own = [a for a in team.hypothesis.axes if a in view.task.knobs]
-        others = sorted((a for a in view.task.knobs if a not in own), key=lambda a: -scores[a])
+        # Other teams' primary axes are theirs to mine; stray there only when nothing else is left.
+        theirs = {t.hypothesis.axes[0] for t in view.teams if t.status == "active" and t.team_id != team.team_id and t.hypothesis.axes}
+        others = sorted((a for a in view.task.knobs if a not in own), key=lambda a: (a in theirs, -scores[a]))
         order = sorted(own, key=lambda a: -scores[a] + rng.random() * 0.1) + others
         drafts: list[ProposalDraft] = []
         used: set[str] = set()
@@ -224,7 +244,7 @@ class SearchScientist(Scientist):
                 if axis in used:
                     continue
                 d = self._candidate(view, axis, bold, recalled, rng)
-                if d is not None and not self._rule_blocked(view, d):
+                if d is not None:
                     drafts.append(d)
                     used.add(axis)
                     break
@@ -250,7 +270,7 @@ class SearchScientist(Scientist):
             if e.gain is None or e.kind != "explore":
                 continue
             other = full_config(task, e.result.change)
-            dist = math.sqrt(sum((_to_unit(k, cfg[k]) - _to_unit(k, other[k])) ** 2 for k in task.knobs if k in other and k in cfg))
+            dist = math.sqrt(sum((_to_unit(knob, cfg[k]) - _to_unit(knob, other[k])) ** 2 for k, knob in task.knobs.items() if k in other and k in cfg))
             neighbours.append((dist, e.gain, e.result.experiment_id))
         neighbours.sort()
         near = [n for n in neighbours[: self.surrogate_k] if n[0] < 0.12]

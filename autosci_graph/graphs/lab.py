@@ -1,0 +1,205 @@
+"""The AutoScientists lab graph: self-organizing teams in parallel branches.
+
+::
+
+    START → organize ─┬─ Send(team) × free slots ─→ team subgraph ─┐
+                      ├─ collect ←───────────────────────────────────┘
+                      └─ END            collect → share → organize
+
+* ``organize`` — housekeeping and self-organization: the baseline runs, stop checks, falsified
+  teams dissolve, regroup triggers, new teams formed by vote around the best hypotheses;
+* ``team`` — one branch per idle team (recall → propose → critique ⟲ revise → submit);
+* ``collect`` — waits until *any* experiment finishes, so a freed slot is refilled at once
+  instead of idling behind the slowest team;
+* ``share`` — logs, judges (noise-aware promotion), remembers and broadcasts every result.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Literal
+
+from langgraph.config import get_stream_writer
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import Send
+
+from autosci_graph.graphs.budget import can_start, stop_reason
+from autosci_graph.graphs.context import LabContext
+from autosci_graph.graphs.share import share
+from autosci_graph.graphs.state import LabState, Notebook
+from autosci_graph.graphs.team import build_team_graph
+from autosci_graph.graphs.teams import choose_drafts, exhausted_axes, is_falsified, members_for, new_team, regroup_reason
+from autosci_graph.state import Change, Champion, Proposal, RunRequest, Submission, Team
+
+
+def _emit(event: dict[str, Any]) -> None:
+    """Progress for callers streaming with ``stream_mode="custom"`` (a no-op otherwise)."""
+    try:
+        get_stream_writer()(event)
+    except RuntimeError:
+        pass  # called outside a graph run (unit tests of a node)
+
+
+def _baseline(ctx: LabContext, run_id: str) -> list[Submission]:
+    """Repeat runs of the default configuration: the first champion and the first noise sample."""
+    seeds = list(ctx.task.seeds) or [0]
+    while len(seeds) < ctx.settings.baseline_seeds:
+        seeds.append(max(seeds) + 1)
+    change = Change(knobs=ctx.task.default_config(), description="task default configuration")
+    subs = []
+    for seed in seeds[: ctx.settings.baseline_seeds]:
+        exp_id = f"{run_id}-base-s{seed}"
+        proposal = Proposal(proposal_id=exp_id, author="baseline", team="", axis=None, direction=None, change=Change(),
+                            rationale="default configuration")
+        subs.append(Submission(experiment_id=exp_id, proposal=proposal, seed=seed, kind="baseline", change=change))
+        ctx.executor.submit(RunRequest(experiment_id=exp_id, change=change, seed=seed))
+    return subs
+
+
+def organize(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
+    """Housekeeping and self-organization before each dispatch."""
+    ctx = runtime.context
+    s = ctx.settings
+    update: dict[str, Any] = {"rotation": state.get("rotation", 0) + 1}
+    events: list[dict[str, Any]] = []
+    if state.get("champion") is None:
+        run_id = state.get("run_id") or uuid.uuid4().hex[:8]
+        update.update(run_id=run_id, task_name=ctx.task.name, started_at=time.time(),
+                      champion=Champion(experiment_id=None, config=ctx.task.default_config()).to_state())
+        update["submitted"] = [sub.to_state() for sub in _baseline(ctx, run_id)]
+        state = {**state, **update}  # type: ignore[typeddict-item]
+    reason = state.get("stop_reason") or stop_reason(ctx, state)
+    if reason:
+        if not state.get("stop_reason"):
+            _emit({"type": "stopping", "reason": reason})
+        update["stop_reason"] = reason
+        return update
+
+    nb = Notebook(state, ctx.task)
+    log = nb.log
+    teams = nb.teams
+    for i, t in enumerate(teams):
+        if t.status == "active" and is_falsified(t, s):
+            teams[i] = t.model_copy(update={"status": "falsified"})
+            events.append({"type": "team_falsified", "team": t.team_id, "hypothesis": t.hypothesis.statement,
+                           "support": t.support, "refute": t.refute, "at": time.time(), "at_experiment": len(log)})
+    since = max([e.get("at_experiment", 0) for e in state.get("events", []) if e.get("type") in ("regroup", "team_formed")] + [0])
+    active = [t for t in teams if t.status == "active"]
+    why = regroup_reason(log, since, s.n_teams, s) if active else None
+    if why:
+        teams = [t.model_copy(update={"status": "dissolved"}) if t.status == "active" else t for t in teams]
+        events.append({"type": "regroup", "reason": why, "at": time.time(), "at_experiment": len(log)})
+        active = []
+    needed = s.n_teams - len(active)
+    if needed > 0:
+        view = nb.view()
+        reply = ctx.scientist.organize(view, n_teams=needed, agents=s.roster())
+        update["usage"] = reply.usage.to_state()
+        taken = {t.hypothesis.axes[0] for t in active if t.hypothesis.axes}
+        drafts = choose_drafts(reply, needed, view.knowledge.untested_axes, exhausted_axes(log, s), taken)
+        used_slots = {int(t.members[0].split("-")[1]) - 1 for t in active if t.members and t.members[0].startswith("analyst-")}
+        free_slots = [i for i in range(s.n_teams) if i not in used_slots]
+        for draft, slot in zip(drafts, free_slots):
+            team = new_team(draft, f"t{len(teams) + 1}", members_for(slot, s), len(log))
+            teams.append(team)
+            events.append({"type": "team_formed", "team": team.team_id, "hypothesis": draft.statement, "axes": draft.axes,
+                           "author": draft.author, "at": time.time(), "at_experiment": len(log)})
+        for r in reply.dropped:
+            events.append({"type": "dropped_answer", "agent": "organizer", "reason": r, "at": time.time()})
+    if not any(t.status == "active" for t in teams):
+        update["stop_reason"] = "no team could be formed: the scientist posted no usable hypothesis"
+    update["teams"] = [t.to_state() for t in teams]
+    update["events"] = events
+    for e in events:
+        _emit(e)
+    return update
+
+
+def dispatch(state: LabState, runtime: Runtime[LabContext]) -> list[Send] | Literal["collect", "__end__"]:
+    """One branch per idle team while slots and budgets allow; otherwise wait for results."""
+    ctx = runtime.context
+    nb = Notebook(state, ctx.task)
+    in_flight = nb.in_flight
+    if state.get("stop_reason") or nb.champion.metric is None:
+        return "collect" if in_flight else END
+    busy_teams = {s.proposal.team for s in in_flight}
+    free = ctx.executor.slots - len(in_flight)
+    last_turn: dict[str, float] = {}
+    for sub in nb.submitted:
+        last_turn[sub.proposal.team] = sub.submitted_at
+    idle = sorted((t for t in nb.active_teams if t.team_id not in busy_teams), key=lambda t: last_turn.get(t.team_id, 0.0))
+    snapshot = {k: v for k, v in state.items() if k != "inbox"}
+    sends: list[Send] = []
+    for team in idle:
+        if len(sends) >= free or not can_start(ctx, state, extra_submitted=len(sends), extra_in_flight=len(sends)):
+            break
+        sends.append(Send("team", {"team_id": team.team_id, "lab": snapshot}))
+    if sends:
+        return sends
+    return "collect" if in_flight else END
+
+
+def collect(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
+    """Wait until at least one experiment in flight has finished; bring its result in."""
+    ctx = runtime.context
+    nb = Notebook(state, ctx.task)
+    in_flight = nb.in_flight
+    update: dict[str, Any] = {"idle_rounds": 0}
+    if not in_flight:
+        # Every team passed. Spend the slot on the champion instead: a repeat on a new seed
+        # sharpens both the noise floor and the champion's mean, and lets tired families cool.
+        update["idle_rounds"] = state.get("idle_rounds", 0) + 1
+        champion = nb.champion
+        if state.get("stop_reason") or champion.metric is None or not can_start(ctx, state):
+            return {**update, "inbox": []}
+        used = set(champion.seeds) | {s.seed for s in nb.submitted if s.kind == "noise"}
+        seed = next((x for x in ctx.task.seeds if x not in used), max(used | {0}) + 1)
+        exp_id = f"{state.get('run_id', 'run')}-remeasure-{len(nb.submitted)}-s{seed}"
+        change = Change(knobs=dict(champion.config), diff=champion.diff, description="champion, repeated on a new seed")
+        proposal = Proposal(proposal_id=exp_id, author="housekeeping", team="", axis=None, direction=None, change=Change(),
+                            rationale="repeat the champion on a new seed")
+        sub = Submission(experiment_id=exp_id, proposal=proposal, seed=seed, kind="noise", change=change)
+        update["submitted"] = [sub.to_state()]
+        in_flight = [sub]
+    # Idempotent: after a resume this re-queues what the crashed process had in flight, and a
+    # run that had already finished is answered from its saved result instead of running again.
+    for sub in in_flight:
+        ctx.executor.submit(RunRequest(experiment_id=sub.experiment_id, change=sub.change, seed=sub.seed))
+    ids = [sub.experiment_id for sub in in_flight]
+    done = []
+    while not done:
+        done = ctx.executor.wait(ids, timeout=ctx.poll_s)
+    for r in done:
+        _emit({"type": "experiment_finished", "experiment_id": r.experiment_id, "status": r.status, "metric": r.metric})
+    return {**update, "inbox": [r.to_state() for r in done]}
+
+
+def build_lab_graph() -> StateGraph:
+    """The uncompiled lab graph; compile it with the checkpointer you want.
+
+    Example::
+
+        from langgraph.checkpoint.memory import InMemorySaver
+        from autosci_graph import LabContext, SearchScientist, build_lab_graph, load_task
+        from autosci_graph.tools.local import LocalExecutor
+
+        task = load_task("examples/gpt_bpb")
+        graph = build_lab_graph().compile(checkpointer=InMemorySaver())
+        ctx = LabContext(task=task, executor=LocalExecutor(task, "runs/demo"), scientist=SearchScientist())
+        final = graph.invoke({"run_id": "demo"}, context=ctx,
+                             config={"configurable": {"thread_id": "demo"}, "recursion_limit": 10_000})
+        print(final["champion"])
+    """
+    g = StateGraph(LabState, context_schema=LabContext)
+    g.add_node("organize", organize)
+    g.add_node("team", build_team_graph().compile(checkpointer=False, name="team"))
+    g.add_node("collect", collect)
+    g.add_node("share", share)
+    g.add_edge(START, "organize")
+    g.add_conditional_edges("organize", dispatch, ["team", "collect", END])
+    g.add_edge("team", "collect")
+    g.add_edge("collect", "share")
+    g.add_edge("share", "organize")
+    return g

@@ -1,0 +1,172 @@
+"""The ``share`` node: every finished run is logged, judged, remembered and broadcast.
+
+Housekeeping is plain code: promotion arithmetic, dead ends, team counters, memory writes, and
+confirmation runs for near misses.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from autosci_graph.graphs.budget import can_start
+from autosci_graph.graphs.context import LabContext
+from autosci_graph.graphs.promotion import Decision, judge_confirmation, judge_exploration
+from autosci_graph.graphs.state import LabState, Notebook
+from autosci_graph.graphs.teams import update_counters
+from autosci_graph.scientists.knowledge import noise_estimate
+from autosci_graph.state import Champion, DeadEnd, ExperimentEntry, RunRequest, RunResult, Submission, Team
+
+log = logging.getLogger(__name__)
+
+
+def _confirmation_seed(ctx: LabContext, used: list[int]) -> int:
+    for s in ctx.task.seeds:
+        if s not in used:
+            return s
+    return max(used + [0]) + 1
+
+
+def _remember(ctx: LabContext, state: LabState, entry: ExperimentEntry, team: Team | None) -> None:
+    if ctx.memory is None:
+        return
+    from autosci_graph.memory.record import MemoryRecord
+
+    outcome = None if entry.outcome in ("pending_confirmation", "remeasure") else entry.outcome
+    record = MemoryRecord.from_result(
+        entry.result, task=ctx.task.name, run_id=state.get("run_id", "run"), team=entry.proposal.team or None,
+        axis=entry.proposal.axis, direction=entry.proposal.direction,
+        hypothesis=(team.hypothesis.statement if team else entry.proposal.rationale),
+        champion_metric=entry.champion_metric, minimize=ctx.task.metric.minimize, outcome=outcome,
+    )
+    ctx.memory.add([record])
+
+
+def share(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
+    """Log, judge and share the results ``collect`` brought in."""
+    ctx = runtime.context
+    nb = Notebook(state, ctx.task)
+    subs = {s.experiment_id: s for s in nb.submitted}
+    log_entries = nb.log
+    champion = nb.champion
+    teams = {t.team_id: t for t in nb.teams}
+    new_entries: list[ExperimentEntry] = []
+    dead_ends: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    submitted: list[dict[str, Any]] = []
+    logged = {e.result.experiment_id for e in log_entries}
+    n_submitted = len(subs)
+
+    for raw in state.get("inbox", []):
+        result = RunResult.model_validate(raw)
+        sub = subs.get(result.experiment_id)
+        if sub is None or result.experiment_id in logged:
+            continue  # not ours, or already shared before a resume
+        logged.add(result.experiment_id)
+        everything = log_entries + new_entries
+        index = len(everything)
+        team = teams.get(sub.proposal.team)
+        before = champion.metric
+        if sub.kind == "baseline":
+            entry = ExperimentEntry(index=index, result=result, proposal=sub.proposal, outcome="keep" if result.ok else "crash",
+                                    kind="baseline", champion_metric=None, note="default configuration")
+            new_entries.append(entry)
+            baseline = [e.result for e in everything + [entry] if e.kind == "baseline"]
+            if len(baseline) == sum(1 for s in subs.values() if s.kind == "baseline"):
+                ok = [r for r in baseline if r.ok and r.metric is not None]
+                if ok:
+                    champion = Champion(
+                        experiment_id=None, config=dict(result.change.knobs), diff=result.change.diff,
+                        metric=sum(r.metric for r in ok) / len(ok), seeds=[r.seed for r in ok],  # type: ignore[misc]
+                        metrics_by_seed={str(r.seed): r.metric for r in ok if r.metric is not None},
+                    )
+                    events.append({"type": "baseline", "metric": champion.metric, "seeds": champion.seeds, "at": time.time()})
+            _remember(ctx, state, entry, None)
+            continue
+
+        if sub.kind == "noise":
+            entry = ExperimentEntry(index=index, result=result, proposal=sub.proposal, outcome="remeasure" if result.ok else "crash",
+                                    kind="noise", champion_metric=before, note="champion repeated on a new seed")
+            new_entries.append(entry)
+            if result.ok and result.metric is not None and champion.metric is not None and _same_config(ctx, sub, champion):
+                by_seed = {**champion.metrics_by_seed, str(result.seed): result.metric}
+                champion = champion.model_copy(update={"metric": sum(by_seed.values()) / len(by_seed), "seeds": [int(k) for k in by_seed],
+                                                       "metrics_by_seed": by_seed})
+                events.append({"type": "remeasure", "metric": champion.metric, "seeds": champion.seeds, "at": time.time()})
+            _remember(ctx, state, entry, None)
+            continue
+
+        sigma, dof = noise_estimate(ctx.task, everything + [_provisional(index, result, sub)])
+        if sub.kind == "confirm" and sub.candidate_of:
+            runs = [e.result for e in everything if e.result.experiment_id == sub.candidate_of or
+                    (subs.get(e.result.experiment_id) and subs[e.result.experiment_id].candidate_of == sub.candidate_of)]
+            runs.append(result)
+            decision = judge_confirmation(ctx.task.metric, ctx.settings, champion, runs, sigma,
+                                          confirmations_done=len(runs) - 1, candidate_id=sub.candidate_of,
+                                          description=sub.proposal.rationale)
+        else:
+            decision = judge_exploration(ctx.task.metric, ctx.settings, champion, result, sigma, dof, sub.proposal.rationale)
+        # Confirmations need budget like any experiment; without it a near miss is discarded.
+        if decision.confirm and not can_start(ctx, state, extra_submitted=len(submitted), extra_in_flight=len(submitted)):
+            decision = Decision("discard", decision.gain, decision.reason + "; no budget left to confirm")
+        entry = ExperimentEntry(index=index, result=result, proposal=sub.proposal, outcome=decision.outcome, gain=decision.gain,
+                                champion_metric=before, kind=sub.kind, note=decision.reason)
+        new_entries.append(entry)
+        if decision.new_champion is not None:
+            champion = decision.new_champion
+            events.append({"type": "promotion", "experiment_id": champion.experiment_id, "team": sub.proposal.team,
+                           "metric": champion.metric, "previous": before, "reason": decision.reason, "at": time.time()})
+        if decision.confirm:
+            base = sub.candidate_of or sub.experiment_id
+            used = [e.result.seed for e in everything if e.result.experiment_id == base] + [result.seed] + [
+                s.seed for s in subs.values() if s.candidate_of == base]
+            conf = Submission(experiment_id=f"{base}-c{len(used)}", proposal=sub.proposal, seed=_confirmation_seed(ctx, used),
+                              kind="confirm", candidate_of=base, change=sub.change)
+            ctx.executor.submit(RunRequest(experiment_id=conf.experiment_id, change=conf.change, seed=conf.seed))
+            submitted.append(conf.to_state())
+            events.append({"type": "near_miss", "experiment_id": result.experiment_id, "team": sub.proposal.team,
+                           "gain": decision.gain, "reason": decision.reason, "at": time.time()})
+        if decision.outcome in ("discard", "crash"):
+            axis = sub.proposal.axis
+            dead_ends.append(DeadEnd(
+                experiment_id=base_id(sub), axis=axis, direction=sub.proposal.direction,
+                value=sub.proposal.change.knobs.get(axis) if axis else None,
+                delta=None if result.metric is None or before is None else result.metric - before,
+                family=f"{axis}/{sub.proposal.direction}", reason=decision.reason,
+            ).to_state())
+        if team is not None and decision.outcome != "pending_confirmation":
+            teams[team.team_id] = update_counters(team, entry)
+        _remember(ctx, state, entry, team)
+
+    n_submitted += len(submitted)
+    update: dict[str, Any] = {
+        "log": [e.to_state() for e in new_entries],
+        "dead_ends": dead_ends,
+        "events": events,
+        "submitted": submitted,
+        "teams": [t.to_state() for t in teams.values()],
+        "inbox": [],
+    }
+    if champion.to_state() != state.get("champion"):
+        update["champion"] = champion.to_state()
+    return update
+
+
+def _same_config(ctx: LabContext, sub: Submission, champion: Champion) -> bool:
+    from autosci_graph.scientists.knowledge import change_key
+    from autosci_graph.state import Change
+
+    return change_key(ctx.task, sub.change) == change_key(ctx.task, Change(knobs=dict(champion.config), diff=champion.diff))
+
+
+def base_id(sub: Submission) -> str:
+    return sub.candidate_of or sub.experiment_id
+
+
+def _provisional(index: int, result: RunResult, sub: Submission) -> ExperimentEntry:
+    """The result as a log entry before it is judged, so it counts toward the noise estimate."""
+    return ExperimentEntry(index=index, result=result, proposal=sub.proposal, outcome="discard", kind=sub.kind)
+

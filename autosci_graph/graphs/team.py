@@ -1,0 +1,187 @@
+"""The team subgraph: recall → propose → critique ⟲ revise → submit.
+
+One branch per team runs this in parallel (``Send``). It only *submits* the approved experiment
+to the executor and returns: the lab's ``collect`` node waits for results, so a team whose
+experiment finishes early is dispatched again while slower experiments keep their slots.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any, Literal, TypedDict
+import operator
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+from autosci_graph.graphs.context import LabContext
+from autosci_graph.graphs.recall import recall_failures
+from autosci_graph.graphs.state import LabState, Notebook
+from autosci_graph.scientists.base import RecalledMemory
+from autosci_graph.scientists.knowledge import change_key
+from autosci_graph.scientists.rules import auto_review
+from autosci_graph.state import Change, Proposal, Review, RunRequest, Submission, Team, add_usage
+
+
+class TeamState(TypedDict, total=False):
+    """State of one team branch. ``lab`` is a read-only snapshot of the lab state."""
+
+    team_id: str
+    lab: LabState
+    recalled: list[dict[str, Any]]
+    proposals: list[dict[str, Any]]
+    feedback: list[dict[str, Any]]
+    revision: int
+    approved: list[dict[str, Any]]
+    # -- written back to the lab (reducers there) --
+    submitted: Annotated[list[dict[str, Any]], operator.add]
+    reviews: Annotated[list[dict[str, Any]], operator.add]
+    events: Annotated[list[dict[str, Any]], operator.add]
+    usage: Annotated[dict[str, Any], add_usage]
+
+
+class TeamOutput(TypedDict, total=False):
+    submitted: list[dict[str, Any]]
+    reviews: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    usage: dict[str, Any]
+
+
+def _notebook(state: TeamState, ctx: LabContext) -> Notebook:
+    return Notebook(state["lab"], ctx.task)
+
+
+def _team(state: TeamState, nb: Notebook) -> Team:
+    return next(t for t in nb.teams if t.team_id == state["team_id"])
+
+
+def _proposer(team: Team, rotation: int) -> str:
+    """Experimenters take turns proposing; a team without experimenters uses its analyst."""
+    experimenters = [m for m in team.members if m.startswith("experimenter")] or team.members or [team.team_id]
+    return experimenters[rotation % len(experimenters)]
+
+
+def _reviewer(author: str, team: Team, nb: Notebook, rotation: int) -> str:
+    """An analyst of another team when there is one (fresh eyes), never the author."""
+    others = [m for t in nb.active_teams if t.team_id != team.team_id for m in t.members if m.startswith("analyst")]
+    own = [m for m in team.members if m.startswith("analyst") and m != author]
+    pool = [m for m in others + own if m != author] or [f"critic-of-{author}"]
+    return pool[rotation % len(pool)]
+
+
+def recall(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
+    """Recall the past failures most similar to what this team is about to try."""
+    ctx = runtime.context
+    nb = _notebook(state, ctx)
+    team = _team(state, nb)
+    text = f"{team.hypothesis.statement} Axes: {', '.join(team.hypothesis.axes)}."
+    hits = recall_failures(ctx.memory, text, task=ctx.task.name, k=ctx.settings.recall_k)
+    return {"recalled": [h.model_dump(mode="json") for h in hits], "revision": 0, "feedback": []}
+
+
+def propose(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
+    """The team's proposer turns its hypothesis into concrete, tagged changes."""
+    ctx = runtime.context
+    nb = _notebook(state, ctx)
+    team = _team(state, nb)
+    rotation = state["lab"].get("rotation", 0)
+    author = _proposer(team, rotation + state.get("revision", 0))
+    feedback = [Review.model_validate(r) for r in state.get("feedback", [])]
+    recalled = [RecalledMemory.model_validate(r) for r in state.get("recalled", [])]
+    reply = ctx.scientist.propose(nb.view(feedback=feedback), team=team, author=author, recalled=recalled, n=ctx.settings.proposals_per_turn)
+    rev = state.get("revision", 0)
+    proposals = [
+        Proposal(
+            proposal_id=f"{state['lab'].get('run_id', 'run')}-r{rotation:03d}-{team.team_id}-v{rev}-{i}",
+            author=author, team=team.team_id, axis=d.axis, direction=d.direction,
+            change=Change(knobs=d.knobs, diff=d.diff, description=d.rationale),
+            rationale=d.rationale, prediction=d.prediction, bold=d.bold,
+            what_is_different=d.what_is_different, revision=rev,
+        ).to_state()
+        for i, d in enumerate(reply.proposals)
+    ]
+    events = [{"type": "dropped_answer", "team": team.team_id, "agent": author, "reason": r, "at": time.time()} for r in reply.dropped]
+    return {"proposals": proposals, "usage": reply.usage.to_state(), "events": events}
+
+
+def critique(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
+    """Every proposal is reviewed before it costs compute: the automatic rules, then a critic
+    who is not its author. A review without a reason, or no review, means it does not run."""
+    ctx = runtime.context
+    nb = _notebook(state, ctx)
+    team = _team(state, nb)
+    view = nb.view()
+    rotation = state["lab"].get("rotation", 0)
+    reviews: list[Review] = []
+    usage: dict[str, Any] = {}
+    for raw in state.get("proposals", []):
+        p = Proposal.model_validate(raw)
+        recalled = recall_failures(ctx.memory, p.rationale or p.change.description or str(p.change.knobs), task=ctx.task.name, k=ctx.settings.recall_k)
+        review = auto_review(p, view, recalled, ctx.settings.rules)
+        if review is None:
+            reviewer = _reviewer(p.author, team, nb, rotation)
+            reply = ctx.reviewer.critique(view, proposal=p, reviewer=reviewer, recalled=recalled)
+            usage = add_usage(usage, reply.usage.to_state())
+            if reply.review is None or not reply.review.reason.strip():
+                review = Review(proposal_id=p.proposal_id, reviewer=reviewer, approve=False, rule="no_review",
+                                reason="the critic gave no usable review: " + ("; ".join(reply.dropped) or "empty answer"))
+            else:
+                review = Review(proposal_id=p.proposal_id, reviewer=reviewer, approve=reply.review.approve, reason=reply.review.reason)
+        reviews.append(review)
+    approved = [raw for raw, r in zip(state.get("proposals", []), reviews) if r.approve]
+    rejected = [r.to_state() for r in reviews if not r.approve]
+    return {
+        "reviews": [r.to_state() for r in reviews],
+        "approved": approved,
+        "feedback": state.get("feedback", []) + rejected,
+        "revision": state.get("revision", 0) + (0 if approved else 1),
+        "usage": usage,
+    }
+
+
+def after_critique(state: TeamState, runtime: Runtime[LabContext]) -> Literal["submit", "propose", "__end__"]:
+    if state.get("approved"):
+        return "submit"
+    if state.get("revision", 0) <= runtime.context.settings.max_revisions and state.get("proposals"):
+        return "propose"
+    return END
+
+
+def submit(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
+    """Hand the approved proposal to the executor (it starts as soon as a slot is free)."""
+    ctx = runtime.context
+    nb = _notebook(state, ctx)
+    approved = [Proposal.model_validate(p) for p in state["approved"]]
+    # The bold move is owed once per cycle: run it when the team's last run was not bold.
+    last = next((s.proposal for s in reversed(nb.submitted) if s.proposal.team == state["team_id"] and s.kind == "explore"), None)
+    bold = [p for p in approved if p.bold]
+    first = bold[0] if bold and (last is None or not last.bold) else approved[0]
+    champion = nb.champion
+    seed = ctx.task.seeds[0] if ctx.task.seeds else 0
+    for chosen in [first] + [p for p in approved if p is not first]:
+        change = Change(knobs={**champion.config, **chosen.change.knobs}, diff=chosen.change.diff or champion.diff, description=chosen.rationale)
+        key = change_key(ctx.task, change)
+        if ctx.claim(key):
+            break
+    else:
+        return {"events": [{"type": "duplicate_skipped", "team": state["team_id"], "at": time.time(),
+                            "reason": "another team claimed the same configuration this round"}]}
+    exp_id = f"{chosen.proposal_id.rsplit('-v', 1)[0]}-{key[:6]}"
+    sub = Submission(experiment_id=exp_id, proposal=chosen, seed=seed, kind="explore", change=change)
+    ctx.executor.submit(RunRequest(experiment_id=exp_id, change=change, seed=seed))
+    return {"submitted": [sub.to_state()]}
+
+
+def build_team_graph() -> StateGraph:
+    """The uncompiled team subgraph. Compile it with ``checkpointer=False`` (the lab checkpoints)."""
+    g = StateGraph(TeamState, context_schema=LabContext, output_schema=TeamOutput)
+    g.add_node("recall", recall)
+    g.add_node("propose", propose)
+    g.add_node("critique", critique)
+    g.add_node("submit", submit)
+    g.add_edge(START, "recall")
+    g.add_edge("recall", "propose")
+    g.add_edge("propose", "critique")
+    g.add_conditional_edges("critique", after_critique, ["submit", "propose", END])
+    g.add_edge("submit", END)
+    return g
