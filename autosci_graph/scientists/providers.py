@@ -45,7 +45,7 @@ class ProviderError(AutosciError):
     A *malformed answer* is never this; it is repaired or dropped and recorded in the reply.
     """
 
-    code = ErrorCode.INVALID_SETTINGS
+    code = ErrorCode.PROVIDER_ERROR
     #: Usage of the calls made for the failed request before it failed (set by LLMScientist), so a
     #: caller can still count them against the budget.
     usage: Any = None
