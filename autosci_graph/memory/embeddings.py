@@ -9,6 +9,7 @@ none of our code). What a store must know is *which* model made its vectors: tha
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +34,18 @@ class MiniLMEmbeddings(Embeddings):
     Args:
         export_dir: where the ONNX export is cached (default: under the cache root).
         threads: onnxruntime intra-op threads (default: onnxruntime's choice, all cores).
+        cache_size: how many recent texts keep their vector (0: none). Runs re-embed the same
+            texts often: a resumed run re-adds its records, critics recall the same proposal.
     """
 
     identity: str = _minilm.IDENTITY
     dimension: int = _minilm.DIMENSION
 
-    def __init__(self, *, export_dir: Path | None = None, threads: int | None = None) -> None:
+    def __init__(self, *, export_dir: Path | None = None, threads: int | None = None, cache_size: int = 2048) -> None:
         self._export_dir = export_dir
         self._threads = threads
+        self._cache_size = cache_size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._encoder: _minilm.Encoder | None = None
         self._load_lock = threading.Lock()
         # onnxruntime sessions are thread-safe for run(); the tokenizer is not documented as such.
@@ -55,9 +60,26 @@ class MiniLMEmbeddings(Embeddings):
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Embed texts into a ``(len(texts), 384)`` float32 array of unit vectors."""
-        encoder = self._get_encoder()
+        texts = list(texts)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         with self._run_lock:
-            return encoder.encode(list(texts))
+            missing: dict[str, list[int]] = {}
+            for i, text in enumerate(texts):
+                cached = self._cache.get(text)
+                if cached is None:
+                    missing.setdefault(text, []).append(i)
+                else:
+                    self._cache.move_to_end(text)
+                    out[i] = cached
+            if missing:
+                fresh = self._get_encoder().encode(list(missing))
+                for vector, positions in zip(fresh, missing.values(), strict=True):
+                    out[positions] = vector
+                    if self._cache_size:
+                        self._cache[texts[positions[0]]] = vector
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return out
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """LangChain: embed documents."""
