@@ -131,7 +131,14 @@ class ChromaMemory(ExperimentMemory):
             )
         path.mkdir(parents=True, exist_ok=True)
         try:
-            return chromadb.PersistentClient(path=str(path), settings=settings)
+            try:
+                return chromadb.PersistentClient(path=str(path), settings=settings)
+            except ValueError as exc:
+                if "different settings" not in str(exc):
+                    raise
+                # Other code in this process (langchain-chroma, a notebook) already opened this folder
+                # with Chroma's default settings; Chroma allows one configuration per path, so share it.
+                return chromadb.PersistentClient(path=str(path))
         except Exception as exc:
             raise self._corrupt(exc) from exc
 
