@@ -32,8 +32,15 @@ def change_key(task: ResearchTask, change: Change) -> str:
     return config_key(full_config(task, change), change.diff)
 
 
+#: Exact 10% quantiles of chi-square for 1..10 degrees of freedom, where Wilson-Hilferty is poor.
+_CHI2_10 = (0.01579, 0.2107, 0.5844, 1.0636, 1.6103, 2.2041, 2.8331, 3.4895, 4.1682, 4.8652)
+
+
 def _chi2_quantile(p_z: float, dof: int) -> float:
-    """Wilson-Hilferty approximation of a chi-square quantile (z is the normal quantile)."""
+    """A chi-square quantile: exact table at the 10% point for few dof, else Wilson-Hilferty
+    (``p_z`` is the matching normal quantile)."""
+    if p_z == -1.2816 and 1 <= dof <= len(_CHI2_10):
+        return _CHI2_10[dof - 1]
     k = float(dof)
     return k * (1.0 - 2.0 / (9.0 * k) + p_z * math.sqrt(2.0 / (9.0 * k))) ** 3
 

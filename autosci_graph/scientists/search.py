@@ -126,7 +126,10 @@ class SearchScientist(Scientist):
     def organize(self, view: LabView, *, n_teams: int, agents: list[str]) -> OrganizeReply:
         scores = self._axis_scores(view)
         exhausted = {t_axis for t in view.teams if t.status != "active" for t_axis in t.hypothesis.axes}
-        ranked = sorted(scores, key=lambda a: (-scores[a], a in exhausted, a))
+        # Ties (every axis untested, at the start) follow the task's knob order: task authors
+        # list the knobs they expect to matter most first.
+        position = {k: i for i, k in enumerate(view.task.knobs)}
+        ranked = sorted(scores, key=lambda a: (-scores[a], a in exhausted, position[a]))
         untested = [a for a in ranked if a in view.knowledge.untested_axes]
         n_drafts = max(1, min(n_teams + 1, len(ranked)))
         drafts: list[HypothesisDraft] = []
@@ -145,7 +148,7 @@ class SearchScientist(Scientist):
                 claim = f"{primary} is mis-set at the champion and moving it improves {metric.name}"
             drafts.append(
                 HypothesisDraft(
-                    statement=f"{claim}; {', '.join(own[1:]) or 'no other axis'} interacts with it.",
+                    statement=f"{claim}; {' and '.join(own[1:]) + ' modulate' if own[1:] else 'it acts alone'} its effect.",
                     prediction=f"a {primary} change beats the champion's {metric.name} by more than the noise floor within 3 rotations",
                     falsification=f"3 refuting discards on {', '.join(own)} and no supporting keep over 3 rotations",
                     axes=own,
@@ -235,7 +238,8 @@ class SearchScientist(Scientist):
         # Other teams' primary axes are theirs to mine; stray there only when nothing else is left.
         theirs = {t.hypothesis.axes[0] for t in view.teams if t.status == "active" and t.team_id != team.team_id and t.hypothesis.axes}
         others = sorted((a for a in view.task.knobs if a not in own), key=lambda a: (a in theirs, -scores[a]))
-        order = sorted(own, key=lambda a: -scores[a] + rng.random() * 0.1) + others
+        position = {k: i for i, k in enumerate(view.task.knobs)}
+        order = sorted(own, key=lambda a: (-scores[a] + rng.random() * 0.1, position[a])) + others
         drafts: list[ProposalDraft] = []
         used: set[str] = set()
         shift = len(view.feedback)  # a revision after rejections moves down the ranking

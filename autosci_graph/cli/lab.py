@@ -1,0 +1,125 @@
+"""``autosci run`` and ``autosci report``: a lab run from the terminal, and its outputs."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+import uuid
+from pathlib import Path
+
+from autosci_graph.errors import SettingsError
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90s``, ``10m``, ``1h30m``, ``2h`` or a plain number of seconds."""
+    t = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", t):
+        return float(t)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", t)
+    if not parts or "".join(a + b for a, b in parts) != t:
+        raise SettingsError(f"--deadline {text!r}: expected a duration like 90s, 10m, 1h30m or 2h")
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+
+
+def _parse_pairs(pairs: list[str], flag: str) -> dict[str, str]:
+    out = {}
+    for p in pairs:
+        if "=" not in p:
+            raise SettingsError(f"{flag} {p!r}: expected KEY=VALUE")
+        k, v = p.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _coerce(v: str) -> object:
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from autosci_graph.cli.live import LiveView
+    from autosci_graph.graphs.context import LabSettings
+    from autosci_graph.runner import RunSpec, execute, settings_dict
+
+    if args.resume:
+        run_dir = Path(args.resume).expanduser().resolve()
+        spec = RunSpec.load(run_dir)
+        if args.deadline:
+            spec.settings["deadline"] = time.time() + parse_duration(args.deadline)
+        resume = True
+    else:
+        if not args.task_dir:
+            raise SettingsError("give a task folder (autosci run examples/gpt_bpb) or --resume RUN_DIR")
+        from autosci_graph.task import load_task
+
+        task = load_task(args.task_dir)
+        fixed = {k: _coerce(v) for k, v in _parse_pairs(args.fixed or [], "--fixed").items()}
+        settings = LabSettings(
+            n_teams=args.teams, max_experiments=args.max_experiments,
+            deadline=time.time() + parse_duration(args.deadline) if args.deadline else None,
+            stop_after_no_keep=args.stop_after_no_keep or None,
+        )
+        run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
+        run_dir = Path(args.run_dir or Path("runs") / f"{task.name}-{run_id}").expanduser().resolve()
+        if (run_dir / "run.json").exists():
+            raise SettingsError(f"{run_dir} already holds a run; resume it with --resume {run_dir} or pick another --run-dir")
+        spec = RunSpec(task_dir=str(task.root), run_id=run_id, settings=settings_dict(settings),
+                       mode="single" if args.single_agent else "lab", model=args.model, critic_model=args.critic_model,
+                       base_url=args.base_url, slots=args.slots, memory=not args.no_memory,
+                       memory_path=args.memory_path, fixed=fixed)
+        spec.save(run_dir)
+        resume = False
+    task = spec.task()
+    with LiveView(task, spec.lab_settings()) as view:
+        view.console.print(f"[autosci] run directory: {run_dir}", highlight=False, markup=False)
+        outcome = execute(spec, run_dir, resume=resume, on_update=view)
+    champ = outcome.state.get("champion") or {}
+    print(f"stop: {outcome.state.get('stop_reason')}")
+    print(f"champion {task.metric.name}: {champ.get('metric')}  ({champ.get('experiment_id') or 'default configuration'})")
+    print(f"report: {outcome.outputs['report']}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from autosci_graph.runner import load_state, write_outputs
+
+    run_dir = Path(args.run_dir).expanduser().resolve()
+    spec, state = load_state(run_dir)
+    outputs = write_outputs(state, spec.task(), run_dir)
+    if args.html:
+        from autosci_graph.reports.html import write_html  # type: ignore[import-not-found]
+
+        outputs["html"] = write_html(state, spec.task(), run_dir)
+    for name, path in outputs.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("run", help="run a self-organizing lab (or the single-agent baseline) on a task")
+    p.add_argument("task_dir", nargs="?", help="task folder with a task.toml")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a crashed or stopped run from its checkpoint")
+    p.add_argument("--model", help="provider:model for an LLM scientist (default: the offline SearchScientist)")
+    p.add_argument("--critic-model", help="provider:model for critiques (default: --model)")
+    p.add_argument("--base-url", help="base URL of an OpenAI-compatible server (vLLM, llama.cpp, LM Studio, Ollama)")
+    p.add_argument("--teams", type=int, default=3, help="teams formed at start and on regroup (default 3)")
+    p.add_argument("--slots", type=int, help="concurrent experiments (default: GPUs, else CPU cores)")
+    p.add_argument("--max-experiments", type=int, default=30, help="experiment budget (default 30)")
+    p.add_argument("--deadline", help="wall-clock budget, e.g. 10m or 2h; no experiment starts that could end after it")
+    p.add_argument("--stop-after-no-keep", type=int, default=10, help="stop after N explorations without a keep (0: never)")
+    p.add_argument("--run-dir", help="where outputs go (default runs/TASK-TIMESTAMP)")
+    p.add_argument("--fixed", action="append", metavar="KEY=VALUE", help="override a fixed run argument, e.g. time_budget=5")
+    p.add_argument("--no-memory", action="store_true", help="run without the experiment memory")
+    p.add_argument("--memory-path", help="memory folder (default: shared by every run, under ~/.cache/autosci_graph)")
+    p.add_argument("--single-agent", action="store_true", help="run the autoresearch-style single-agent baseline instead")
+    p.set_defaults(handler=cmd_run)
+
+    r = sub.add_parser("report", help="write results.tsv, progress.png and report.md for a run directory")
+    r.add_argument("run_dir")
+    r.add_argument("--html", action="store_true", help="also write a self-contained report.html")
+    r.set_defaults(handler=cmd_report)

@@ -1,0 +1,81 @@
+"""What a run did, in numbers: the facts every output format (TSV, plot, Markdown, HTML) shows."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from autosci_graph.graphs.state import LabState, Notebook
+from autosci_graph.scientists.knowledge import noise_estimate
+from autosci_graph.state import Champion, DeadEnd, ExperimentEntry, Team, Usage
+from autosci_graph.task import ResearchTask
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    task: ResearchTask
+    run_id: str
+    entries: list[ExperimentEntry]
+    champion: Champion
+    baseline_metric: float | None
+    teams: list[Team]
+    dead_ends: list[DeadEnd]
+    events: list[dict[str, Any]]
+    usage: Usage
+    stop_reason: str | None
+    noise_sigma: float | None
+    noise_dof: int
+    in_flight: int
+    final_eval: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def keeps(self) -> int:
+        return sum(1 for e in self.entries if e.outcome == "keep" and e.kind in ("explore", "confirm"))
+
+    @property
+    def improvement(self) -> float | None:
+        if self.baseline_metric is None or self.champion.metric is None:
+            return None
+        return self.task.metric.gain(self.champion.metric, self.baseline_metric)
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for e in self.entries if e.outcome == outcome)
+
+    def device_seconds(self) -> float:
+        return sum(e.result.duration_s for e in self.entries)
+
+    def frontier(self) -> list[tuple[int, float]]:
+        """(experiment index, champion metric) after each experiment that changed the champion."""
+        points: list[tuple[int, float]] = []
+        if self.baseline_metric is not None:
+            first = max((e.index for e in self.entries if e.kind == "baseline"), default=0)
+            points.append((first, self.baseline_metric))
+        for ev in self.events:
+            if ev.get("type") in ("promotion", "remeasure") and ev.get("metric") is not None:
+                idx = next((e.index for e in self.entries if e.result.experiment_id.startswith(str(ev.get("experiment_id") or "\0"))), None)
+                if idx is None:
+                    idx = points[-1][0] if points else 0
+                points.append((idx, float(ev["metric"])))
+        return sorted(points)
+
+
+def summarize(state: LabState, task: ResearchTask) -> RunSummary:
+    nb = Notebook(state, task)
+    entries = nb.log
+    baseline = [e.result.metric for e in entries if e.kind == "baseline" and e.result.ok and e.result.metric is not None]
+    sigma, dof = noise_estimate(task, entries, upper=False)
+    return RunSummary(
+        task=task, run_id=state.get("run_id", "run"), entries=entries, champion=nb.champion,
+        baseline_metric=sum(baseline) / len(baseline) if baseline else None,  # type: ignore[arg-type]
+        teams=nb.teams, dead_ends=nb.dead_ends, events=list(state.get("events", [])), usage=nb.usage,
+        stop_reason=state.get("stop_reason"), noise_sigma=sigma, noise_dof=dof, in_flight=len(nb.in_flight),
+        final_eval=state.get("final_eval"),  # type: ignore[arg-type]
+    )
+
+
+def fmt(v: float | None, digits: int = 5) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return f"{v:.{digits}g}"

@@ -1,0 +1,199 @@
+"""Run a lab (or the single-agent baseline) on a task folder with a run directory.
+
+The wiring the CLI, the benchmarks and embedding apps share: executor, memory, scientist,
+checkpointer and report. A run directory holds::
+
+    run.json             what was asked (task, settings, model), so the run can be resumed
+    checkpoints.sqlite   LangGraph's checkpoints (thread id = run id)
+    experiments/<id>/    each experiment's workspace, diff, log and result
+    results.tsv, progress.png, report.md
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autosci_graph.errors import AutosciError, ErrorCode, SettingsError
+from autosci_graph.graphs.context import LabContext, LabSettings
+from autosci_graph.scientists.rules import CritiqueRules
+from autosci_graph.task import ResearchTask, load_task
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+CHECKPOINTS = "checkpoints.sqlite"
+RECURSION_LIMIT = 100_000
+
+
+@dataclass
+class RunSpec:
+    """What a run was asked to do; saved as ``run.json`` so ``--resume`` rebuilds the same run."""
+
+    task_dir: str
+    run_id: str
+    settings: dict[str, Any]
+    mode: str = "lab"  # or "single"
+    model: str | None = None
+    critic_model: str | None = None
+    base_url: str | None = None
+    slots: int | None = None
+    memory_path: str | None = None
+    memory: bool = True
+    fixed: dict[str, Any] = dataclasses.field(default_factory=dict)
+    created_at: float = dataclasses.field(default_factory=time.time)
+
+    def save(self, run_dir: Path) -> None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = run_dir / (RUN_FILE + ".tmp")
+        tmp.write_text(json.dumps(dataclasses.asdict(self), indent=2), encoding="utf-8")
+        tmp.replace(run_dir / RUN_FILE)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> "RunSpec":
+        path = run_dir / RUN_FILE
+        if not path.is_file():
+            raise SettingsError(f"{run_dir} is not a run directory (no {RUN_FILE}); give the folder `autosci run` created")
+        try:
+            return cls(**json.loads(path.read_text(encoding="utf-8")))
+        except (ValueError, TypeError) as exc:
+            raise AutosciError(f"{path} is unreadable ({exc}); it was written by autosci run and should not be edited",
+                               code=ErrorCode.CHECKPOINT) from None
+
+    def lab_settings(self) -> LabSettings:
+        raw = dict(self.settings)
+        rules = CritiqueRules(**raw.pop("rules", {}))
+        return LabSettings(rules=rules, **raw)
+
+    def task(self) -> ResearchTask:
+        task = load_task(self.task_dir)
+        return task.with_fixed(**self.fixed) if self.fixed else task
+
+
+def settings_dict(settings: LabSettings) -> dict[str, Any]:
+    return dataclasses.asdict(settings)
+
+
+def make_scientist(spec: RunSpec) -> Any:
+    """The offline SearchScientist, or an LLMScientist when a model is named."""
+    if spec.model is None:
+        from autosci_graph.scientists.search import SearchScientist
+
+        return SearchScientist()
+    from autosci_graph.scientists.llm import LLMScientist
+
+    return LLMScientist(spec.model, critic_model=spec.critic_model, base_url=spec.base_url)
+
+
+@contextmanager
+def open_checkpointer(run_dir: Path) -> Iterator[Any]:
+    """A SQLite checkpointer on the run's database, closed on exit."""
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    path = run_dir / CHECKPOINTS
+    try:
+        conn = sqlite3.connect(str(path), check_same_thread=False)  # Send branches run in threads
+        conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.DatabaseError as exc:
+        raise AutosciError(f"{path} is not a usable checkpoint database ({exc}); start a new run or restore the file",
+                           code=ErrorCode.CHECKPOINT) from None
+    try:
+        yield SqliteSaver(conn)
+    finally:
+        conn.close()
+
+
+def build_graph(mode: str) -> Any:
+    if mode == "single":
+        from autosci_graph.graphs.single_agent import build_single_agent_graph
+
+        return build_single_agent_graph()
+    from autosci_graph.graphs.lab import build_lab_graph
+
+    return build_lab_graph()
+
+
+@dataclass
+class RunOutcome:
+    state: dict[str, Any]
+    run_dir: Path
+    outputs: dict[str, Path]
+    task: ResearchTask
+
+
+def execute(
+    spec: RunSpec,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    on_update: Callable[[str, Any], None] | None = None,
+    scientist: Any = None,
+    memory: Any = None,
+    poll_s: float = 2.0,
+) -> RunOutcome:
+    """Run (or resume) the graph of ``spec`` to its end, then write the report.
+
+    ``on_update(mode, chunk)`` receives LangGraph stream chunks (``"values"`` states and
+    ``"custom"`` progress events) for a live view.
+    """
+    from autosci_graph.tools.local import LocalExecutor
+
+    task = spec.task()
+    settings = spec.lab_settings()
+    if memory is None and spec.memory:
+        from autosci_graph.memory.chroma import ChromaMemory
+
+        memory = ChromaMemory(spec.memory_path, task=task.name)
+    executor = LocalExecutor(task, run_dir, slots=spec.slots)
+    ctx = LabContext(task=task, executor=executor, scientist=scientist or make_scientist(spec), memory=memory,
+                     settings=settings, poll_s=poll_s)
+    config = {"configurable": {"thread_id": spec.run_id}, "recursion_limit": RECURSION_LIMIT,
+              "run_name": f"autosci-{spec.mode}", "tags": ["autosci", spec.mode, task.name],
+              "metadata": {"task": task.name, "run_id": spec.run_id}}
+    try:
+        with open_checkpointer(run_dir) as saver:
+            graph = build_graph(spec.mode).compile(checkpointer=saver)
+            if resume:
+                snapshot = graph.get_state(config)
+                if not snapshot.values:
+                    raise AutosciError(f"{run_dir}: no checkpoint for run {spec.run_id}; start it with `autosci run` instead",
+                                       code=ErrorCode.CHECKPOINT)
+                inputs: Any = None
+            else:
+                inputs = {"run_id": spec.run_id}
+            state: dict[str, Any] = {}
+            for mode, chunk in graph.stream(inputs, config, context=ctx, stream_mode=["values", "custom"]):
+                if mode == "values":
+                    state = chunk
+                if on_update is not None:
+                    on_update(mode, chunk)
+            state = graph.get_state(config).values or state
+    finally:
+        executor.close()
+    outputs = write_outputs(state, task, run_dir)
+    return RunOutcome(state=state, run_dir=run_dir, outputs=outputs, task=task)
+
+
+def write_outputs(state: dict[str, Any], task: ResearchTask, run_dir: Path) -> dict[str, Path]:
+    from autosci_graph.reports import summarize, write_report
+
+    return write_report(summarize(state, task), run_dir)  # type: ignore[arg-type]
+
+
+def load_state(run_dir: Path) -> tuple[RunSpec, dict[str, Any]]:
+    """The latest checkpointed state of a run directory."""
+    spec = RunSpec.load(run_dir)
+    with open_checkpointer(run_dir) as saver:
+        graph = build_graph(spec.mode).compile(checkpointer=saver)
+        values = graph.get_state({"configurable": {"thread_id": spec.run_id}}).values
+    if not values:
+        raise AutosciError(f"{run_dir}: the checkpoint holds no state for run {spec.run_id}", code=ErrorCode.CHECKPOINT)
+    return spec, dict(values)
