@@ -70,7 +70,8 @@ def _open(args: argparse.Namespace, *, create: bool = False) -> Any:
 def _console() -> Any:
     from rich.console import Console
 
-    return Console()
+    # soft_wrap: never break a printed path or id across lines (tables still fit the width).
+    return Console(soft_wrap=True)
 
 
 def _query(args: argparse.Namespace) -> int:
