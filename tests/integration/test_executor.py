@@ -1,0 +1,114 @@
+"""LocalExecutor's contract with real processes: slots, idempotence, resume, wait, close."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from autosci_graph.state import Change, RunRequest
+from autosci_graph.task import ResearchTask
+from autosci_graph.tools.local import LocalExecutor
+
+ScriptsTask = Callable[..., ResearchTask]  # the conftest fixture `scripts_task`
+
+pytestmark = pytest.mark.integration
+
+
+def _max_overlap(intervals: list[tuple[float, float]]) -> int:
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals], key=lambda t: (t[0], t[1]))
+    level = best = 0
+    for _, delta in events:
+        level += delta
+        best = max(best, level)
+    return best
+
+
+def test_two_slots_overlap_and_never_more_than_two(tmp_path: Path, scripts_task: ScriptsTask) -> None:
+    task = scripts_task(tmp_path / "task")
+    with LocalExecutor(task, tmp_path / "work", slots=2) as ex:
+        assert ex.slots == 2
+        requests = [RunRequest(experiment_id=f"e{i}", change=Change(knobs={"sleep": 0.6, "x": float(i)})) for i in range(5)]
+        results = ex.run_many(requests)
+    assert [r.status for r in results] == ["ok"] * 5
+    assert [r.metric for r in results] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    intervals = [(r.started_at, r.ended_at) for r in results]
+    assert _max_overlap(intervals) == 2
+    first, second = sorted(intervals)[:2]
+    assert second[0] < first[1]  # the first two really ran at the same time
+    assert {r.provenance.slot for r in results if r.provenance} == {"cpu:0", "cpu:1"}
+
+
+def test_submit_is_idempotent_and_results_survive_a_restart(tmp_path: Path, scripts_task: ScriptsTask) -> None:
+    task = scripts_task(tmp_path / "task")
+    work = tmp_path / "work"
+    request = RunRequest(experiment_id="once", change=Change(knobs={"x": 2.5}), seed=7)
+    with LocalExecutor(task, work, slots=2) as ex:
+        ex.submit(request)
+        ex.submit(request)  # queued twice must not run twice
+        (first,) = ex.wait(["once"])
+        ex.submit(request)
+        assert ex.wait(["once"]) == [first]
+    assert first.status == "ok" and first.metric == 2.5 and first.seed == 7
+    assert first.provenance is not None and "--seed=7" in first.provenance.command
+    mtime = (work / "experiments" / "once" / "result.json").stat().st_mtime_ns
+
+    with LocalExecutor(task, work, slots=1) as fresh:  # a resumed lab
+        assert fresh.wait(["once"]) == [first]
+        fresh.submit(request)
+        assert fresh.wait(["once"], timeout=0) == [first]
+    assert (work / "experiments" / "once" / "result.json").stat().st_mtime_ns == mtime  # not re-run
+
+
+def test_wait_semantics(tmp_path: Path, scripts_task: ScriptsTask) -> None:
+    task = scripts_task(tmp_path / "task")
+    with LocalExecutor(task, tmp_path / "work", slots=1) as ex:
+        with pytest.raises(KeyError):
+            ex.wait(["never-submitted"])
+        ex.submit(RunRequest(experiment_id="slow", change=Change(knobs={"sleep": 1.0})))
+        ex.submit(RunRequest(experiment_id="fast"))
+        t0 = time.monotonic()
+        assert ex.wait(["slow", "fast"], timeout=0.1) == []
+        assert time.monotonic() - t0 < 0.5
+        done = ex.wait(["slow", "fast"])
+        assert [r.experiment_id for r in done] == ["slow"]  # one slot: slow finishes first
+        assert {r.experiment_id for r in ex.run_many([RunRequest(experiment_id="fast")])} == {"fast"}
+
+
+def test_close_kills_running_experiments_and_leaves_them_unfinished(tmp_path: Path, scripts_task: ScriptsTask) -> None:
+    task = scripts_task(tmp_path / "task", timeout=60)
+    work = tmp_path / "work"
+    ex = LocalExecutor(task, work, slots=1, grace_s=0.5)
+    ex.submit(RunRequest(experiment_id="long", change=Change(knobs={"script": "hang.py"})))
+    ex.submit(RunRequest(experiment_id="queued"))
+    pids_file = work / "experiments" / "long" / "workspace" / "pids.txt"
+    deadline = time.time() + 10
+    while not pids_file.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    ex.close()
+    assert time.monotonic() - t0 < 10
+    assert not (work / "experiments" / "long" / "result.json").exists()  # a resumed lab re-runs it
+    assert not (work / "experiments" / "queued").exists()
+    for pid in map(int, pids_file.read_text().split()):
+        assert not Path(f"/proc/{pid}").exists() or b") Z" in Path(f"/proc/{pid}/stat").read_bytes()
+    with pytest.raises(RuntimeError):
+        ex.submit(RunRequest(experiment_id="late"))
+
+
+def test_workspace_is_a_copy_and_the_task_folder_is_untouched(tmp_path: Path, scripts_task: ScriptsTask) -> None:
+    task = scripts_task(tmp_path / "task")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "task").iterdir() if p.is_file()}
+    diff = "--- a/ok.py\n+++ b/ok.py\n@@ -8,3 +8,3 @@\n print(\"---\")\n-print(f\"score: {float(opts.get('x', 1.0))}\")\n+print(f\"score: {2 * float(opts.get('x', 1.0))}\")\n"
+    diff = diff.replace("@@ -8,3 +8,3 @@\n print(\"---\")\n", "@@ -9,2 +9,2 @@\n print(\"---\")\n")
+    with LocalExecutor(task, tmp_path / "task" / "runs", slots=1) as ex:  # work dir inside the task folder
+        r = ex.run(Change(knobs={"x": 3.0}, diff=diff))
+    assert r.status == "ok", r.error
+    assert r.metric == 6.0
+    after = {p.name: p.read_bytes() for p in (tmp_path / "task").iterdir() if p.is_file()}
+    assert after == before
+    ws = Path(r.workspace or "")
+    assert not (ws / "runs").exists()  # the work folder is never copied into a workspace
+    assert (ws.parent / "change.diff").read_text() == diff
