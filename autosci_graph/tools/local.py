@@ -295,12 +295,13 @@ class LocalExecutor(Executor):
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a file."""
+    """Write via a temporary file and rename, so a reader never sees half a file.
+
+    No fsync: after a power loss a torn ``result.json`` fails to parse and the experiment simply
+    runs again (see ``_load``), which is cheaper than syncing every result.
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 
 

@@ -53,8 +53,8 @@ class ProcessOutcome:
     launch_error: str | None = None
 
 
-def _stat(pid: int) -> tuple[str, int] | None:
-    """(state, process group) of a process, from ``/proc/<pid>/stat``."""
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, process group, start time in clock ticks since boot) from ``/proc/<pid>/stat``."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
             stat = fh.read()
@@ -63,15 +63,23 @@ def _stat(pid: int) -> tuple[str, int] | None:
     # The command name may hold spaces and parentheses; the fields after the last ")" do not.
     fields = stat[stat.rindex(b")") + 2 :].split()
     try:
-        return fields[0].decode(), int(fields[2])
+        return fields[0].decode(), int(fields[2]), int(fields[19])
     except (IndexError, ValueError):
         return None
 
 
-def run_pids(pgid: int, run_id: str) -> list[int]:
+def start_ticks(pid: int) -> int:
+    """When a process started (clock ticks since boot); 0 if unknown."""
+    st = _stat(pid)
+    return st[2] if st else 0
+
+
+def run_pids(pgid: int, run_id: str, since: int = 0) -> list[int]:
     """Live (non-zombie) processes of a run: in its process group, or carrying its marker.
 
-    Linux only (reads ``/proc``); elsewhere returns ``[]`` and callers fall back to the group.
+    ``since`` (start ticks of the run's main process) skips processes older than the run, which
+    cannot belong to it, without reading their environment: that keeps the sweep cheap on a
+    machine with many processes. Linux only (reads ``/proc``); elsewhere returns ``[]``.
     """
     if not _PROC.is_dir():
         return []
@@ -84,6 +92,8 @@ def run_pids(pgid: int, run_id: str) -> list[int]:
         pid = int(entry.name)
         st = _stat(pid)
         if st is None or st[0] in ("Z", "X"):  # zombies are dead already; their parent reaps them
+            continue
+        if st[2] < since:
             continue
         if st[1] == pgid:
             found.append(pid)
@@ -98,9 +108,9 @@ def run_pids(pgid: int, run_id: str) -> list[int]:
     return found
 
 
-def _alive(pgid: int, run_id: str) -> list[int]:
+def _alive(pgid: int, run_id: str, since: int = 0) -> list[int]:
     if _PROC.is_dir():
-        return run_pids(pgid, run_id)
+        return run_pids(pgid, run_id, since)
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
@@ -110,13 +120,13 @@ def _alive(pgid: int, run_id: str) -> list[int]:
     return [pgid]
 
 
-def _signal_all(pgid: int, run_id: str, sig: signal.Signals) -> int:
+def _signal_all(pgid: int, run_id: str, sig: signal.Signals, since: int = 0) -> int:
     """Send ``sig`` to the group and to every live process of the run; return how many."""
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-    pids = run_pids(pgid, run_id)
+    pids = run_pids(pgid, run_id, since)
     for pid in pids:
         try:
             os.kill(pid, sig)
@@ -125,23 +135,23 @@ def _signal_all(pgid: int, run_id: str, sig: signal.Signals) -> int:
     return len(pids)
 
 
-def kill_tree(pgid: int, run_id: str, grace_s: float) -> int:
+def kill_tree(pgid: int, run_id: str, grace_s: float, since: int = 0) -> int:
     """TERM everything of the run, wait up to ``grace_s`` for it to go, then KILL the rest.
 
     Returns how many marked processes were found at the first sweep.
     """
-    first = _signal_all(pgid, run_id, signal.SIGTERM)
+    first = _signal_all(pgid, run_id, signal.SIGTERM, since)
     deadline = time.monotonic() + grace_s
     delay = 0.005
     while time.monotonic() < deadline:
-        if not _alive(pgid, run_id):
+        if not _alive(pgid, run_id, since):
             return first
         time.sleep(delay)
         delay = min(delay * 2, 0.1)
-    _signal_all(pgid, run_id, signal.SIGKILL)
+    _signal_all(pgid, run_id, signal.SIGKILL, since)
     # KILL cannot be ignored; give the kernel a moment so callers can rely on "nothing alive".
     deadline = time.monotonic() + 5.0
-    while time.monotonic() < deadline and _alive(pgid, run_id):
+    while time.monotonic() < deadline and _alive(pgid, run_id, since):
         time.sleep(0.02)
     return first
 
@@ -224,6 +234,7 @@ class ManagedProcess:
         self._proc: subprocess.Popen[bytes] | None = None
         self._reason: str | None = None  # "timeout" or "cancelled" once we decide to kill
         self._killer: threading.Thread | None = None
+        self._since = 0  # start ticks of the main process: older processes are not the run's
 
     def cancel(self) -> None:
         """Kill the run because the executor is closing (safe to call at any time)."""
@@ -239,7 +250,7 @@ class ManagedProcess:
             return
         log.info("killing run %s (%s)", self.run_id, reason)
         # A separate thread, so a timer or close() never blocks for the grace period.
-        self._killer = threading.Thread(target=kill_tree, args=(proc.pid, self.run_id, self.grace_s), daemon=True)
+        self._killer = threading.Thread(target=kill_tree, args=(proc.pid, self.run_id, self.grace_s, self._since), daemon=True)
         self._killer.start()
 
     def run(self) -> ProcessOutcome:
@@ -267,6 +278,7 @@ class ManagedProcess:
             self.log_path.write_text(f"[autosci: could not start {self.argv!r}: {exc}]\n", encoding="utf-8")
             return ProcessOutcome(None, False, self._reason == "cancelled", started, time.time(), 0, False, 0, str(exc))
         os.close(write_fd)  # only the child holds the write end now: EOF means every writer is gone
+        self._since = start_ticks(self._proc.pid)
         pump = _LogPump(read_fd, self.log_path, self.max_log_bytes, self.tail_bytes)
         pump.start()
         timer = threading.Timer(self.timeout, self._kill, args=("timeout",))
@@ -280,7 +292,7 @@ class ManagedProcess:
         # The main process is gone; anything of the run still alive is a stray. Kill it.
         if self._killer is not None:
             self._killer.join()
-        strays = kill_tree(proc.pid, self.run_id, min(self.grace_s, 2.0)) if _alive(proc.pid, self.run_id) else 0
+        strays = kill_tree(proc.pid, self.run_id, min(self.grace_s, 2.0), self._since) if _alive(proc.pid, self.run_id, self._since) else 0
         pump.join(timeout=10.0)
         if pump.is_alive():
             log.warning("run %s: output pipe still open (an untracked process holds it); log may be incomplete", self.run_id)

@@ -1,0 +1,111 @@
+"""Executor overhead: N short experiments through LocalExecutor vs a plain subprocess loop.
+
+Both sides run the same script with the same concurrency (one worker per slot); the plain loop
+only launches the process and writes its output to a file, the executor also copies the
+workspace, scrubs the environment, enforces the budget on the process tree, parses metrics and
+persists results. The ratio of wall-clock times is the executor's overhead (target: <= 1.10).
+
+    .venv/bin/python -m bench.bench_executor [--n 16] [--slots 2] [--sleep 0.5] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from autosci_graph.state import Change, RunRequest
+from autosci_graph.task import FloatKnob, Metric, ResearchTask
+from autosci_graph.tools.local import LocalExecutor
+from bench._report import markdown_table, write_section
+
+SCRIPT = """\
+import sys, time
+opts = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
+time.sleep(float(opts.get("sleep", 0)))
+for step in range(20):
+    print('{"step": %d, "loss": %f}' % (step, 1.0 / (step + 1)))
+print("---")
+print("score: %s" % opts.get("x", "1.0"))
+"""
+
+
+def make_task(root: Path, sleep: float) -> ResearchTask:
+    root.mkdir(parents=True)
+    (root / "train.py").write_text(SCRIPT)
+    return ResearchTask(
+        name="bench", root=root, command=("{python}", "train.py", "--seed={seed}"), metric=Metric(name="score"),
+        editable=("train.py",), knobs={"x": FloatKnob(low=0, high=100, default=1.0)}, fixed={"sleep": sleep}, timeout=60,
+    )
+
+
+def run_executor(task: ResearchTask, work: Path, n: int, slots: int) -> float:
+    with LocalExecutor(task, work, slots=slots) as ex:
+        t0 = time.perf_counter()
+        results = ex.run_many([RunRequest(experiment_id=f"e{i}", change=Change(knobs={"x": float(i)})) for i in range(n)])
+        elapsed = time.perf_counter() - t0
+    assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+    return elapsed
+
+
+def run_plain(task: ResearchTask, work: Path, n: int, slots: int) -> float:
+    work.mkdir(parents=True)
+
+    def one(i: int) -> int:
+        argv = [sys.executable, "train.py", "--seed=0", f"--sleep={task.fixed['sleep']}", f"--x={float(i)}"]
+        with open(work / f"{i}.log", "wb") as out:
+            # No timeout: subprocess's timed wait polls (up to 50 ms late), which would flatter us.
+            return subprocess.run(argv, cwd=task.root, stdout=out, stderr=subprocess.STDOUT).returncode
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=slots) as pool:
+        codes = list(pool.map(one, range(n)))
+    elapsed = time.perf_counter() - t0
+    assert codes == [0] * n
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=24, help="experiments per measurement")
+    parser.add_argument("--slots", type=int, default=2)
+    parser.add_argument("--sleep", type=float, default=0.1, help="seconds each experiment sleeps")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating measurements of each side")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        task = make_task(Path(tmp) / "task", args.sleep)
+        rows, ratios = [], []
+        for r in range(args.repeats):  # alternate order, so load changes on a shared machine hit both sides
+            if r % 2:
+                executor = run_executor(task, Path(tmp) / f"exec{r}", args.n, args.slots)
+                plain = run_plain(task, Path(tmp) / f"plain{r}", args.n, args.slots)
+            else:
+                plain = run_plain(task, Path(tmp) / f"plain{r}", args.n, args.slots)
+                executor = run_executor(task, Path(tmp) / f"exec{r}", args.n, args.slots)
+            ratios.append(executor / plain)
+            rows.append([r + 1, plain, executor, executor / plain, (executor - plain) / args.n * 1000])
+    ratio = statistics.median(ratios)
+    body = (
+        f"{args.n} experiments of a script that sleeps {args.sleep} s and prints 20 JSON lines and a "
+        f"summary block, on {args.slots} slots, through `LocalExecutor` and through a plain "
+        f"`subprocess.run` loop (no budget, output to a file) with the same concurrency. Repeats alternate "
+        f"which side goes first; the figure is the median ratio. The machine was shared with other work, so single "
+        f"repeats are noisy.\n\n"
+        + markdown_table(["repeat", "plain loop (s)", "executor (s)", "ratio", "overhead per run (ms)"], rows)
+    )
+    write_section(
+        "executor",
+        "Executor overhead",
+        body,
+        {"executor overhead ratio": round(ratio, 3)},
+        f".venv/bin/python -m bench.bench_executor --n {args.n} --slots {args.slots} --sleep {args.sleep} --repeats {args.repeats}",
+    )
+
+
+if __name__ == "__main__":
+    main()
