@@ -16,6 +16,7 @@ numerical reference (tests compare the two) and the fallback when the export is 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -138,7 +139,9 @@ class TorchEncoder:
     def __init__(self, model_dir: Path, *, batch_size: int = 32) -> None:
         import torch
         from transformers import AutoModel
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()
         self._torch = torch
         self._module = _PooledBert(AutoModel.from_pretrained(str(model_dir))).eval()
         self._tok = _tokenizer(model_dir)
@@ -175,7 +178,13 @@ def _PooledBert(bert: Any) -> Any:  # noqa: N802 - builds a torch module; torch 
 
 
 def export_onnx(model_dir: Path, dest: Path) -> Path:
-    """Export the verified weights to ``dest/model.onnx`` (atomically) and return its path."""
+    """Export the verified weights to ``dest/model.onnx`` (atomically) and return its path.
+
+    Needs torch, transformers and onnx (ImportError naming the missing one otherwise).
+    """
+    if importlib.util.find_spec("onnx") is None:
+        # torch's exporter would fail late with a RuntimeError; say plainly what is missing.
+        raise ImportError("the `onnx` package is needed once to export the embedding model: pip install onnx")
     import torch
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
@@ -232,6 +241,10 @@ def load_encoder(*, export_dir: Path | None = None, threads: int | None = None) 
         if not _export_is_current(dest):
             try:
                 export_onnx(model_dir, dest)
+            except OSError as exc:
+                raise EmbeddingModelError(
+                    f"cannot write the embedding model export to {dest} ({exc}); set AUTOSCI_CACHE_DIR to a writable folder"
+                ) from exc
             except ImportError as exc:
                 log.warning("cannot export %s to ONNX (%s); embedding with torch instead (slower start)", MODEL_ID, exc)
                 verify_model_files(model_dir)

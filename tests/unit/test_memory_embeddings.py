@@ -127,3 +127,18 @@ def test_any_langchain_embeddings_replace_the_default() -> None:
     # The fake embeds a text deterministically, so the record's own sentence finds it at similarity 1.
     hit = mem.recall(rec.document(), k=1)[0]
     assert hit.record == rec and hit.score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_without_onnx_it_falls_back_to_torch_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real_find_spec(name, *a))
+    with caplog.at_level("WARNING", logger="autosci_graph.memory._minilm"):
+        encoder = _minilm.load_encoder(export_dir=tmp_path / "export")
+    assert isinstance(encoder, _minilm.TorchEncoder)
+    assert "pip install onnx" in caplog.text
+    assert not (tmp_path / "export" / "model.onnx").exists()
+    assert encoder.encode(["x"]).shape == (1, 384)
