@@ -12,6 +12,7 @@ from typing import Any
 _EXPORTS: dict[str, str] = {
     "Executor": "autosci_graph.tools.base",
     "LocalExecutor": "autosci_graph.tools.local",
+    "FunctionExecutor": "autosci_graph.tools.inprocess",
     "load_result": "autosci_graph.tools.local",
     "parse_metrics": "autosci_graph.tools.metrics",
     "ParsedMetrics": "autosci_graph.tools.metrics",

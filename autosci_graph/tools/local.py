@@ -213,11 +213,14 @@ class LocalExecutor(Executor):
         _atomic_write(exp_dir / "request.json", request.model_dump_json(indent=2))
         log_path = exp_dir / "run.log"
         started = time.time()
-        base = dict(experiment_id=eid, change=request.change, seed=request.seed, metric_name=self.task.metric.name, log_path=str(log_path), started_at=started)
+        skeleton = RunResult(
+            experiment_id=eid, status="bad_change", change=request.change, seed=request.seed,
+            metric_name=self.task.metric.name, log_path=str(log_path), started_at=started,
+        )
 
         def bad_change(message: str) -> RunResult:
             log_path.write_text(f"[autosci: bad change, nothing was run] {message}\n", encoding="utf-8")
-            return self._finish(exp_dir, RunResult(status="bad_change", error=message, log_tail=message, ended_at=time.time(), **base))
+            return self._finish(exp_dir, skeleton.model_copy(update={"error": message, "log_tail": message, "ended_at": time.time()}))
 
         try:
             knobs = self.task.validate_overrides(request.change.knobs)
@@ -264,14 +267,19 @@ class LocalExecutor(Executor):
         if not self.keep_workspaces:
             shutil.rmtree(workspace, ignore_errors=True)
         result = RunResult(
-            **{**base, "started_at": outcome.started_at},
+            experiment_id=eid,
             status=status,
+            change=request.change,
+            seed=request.seed,
+            metric_name=self.task.metric.name,
             metric=metric,  # a failed run may still have printed a (finite) metric; status decides
             metrics=parsed.metrics,
             curve=parsed.curve,
             error=error,
             log_tail=log_tail(text),
+            log_path=str(log_path),
             workspace=str(workspace) if self.keep_workspaces else None,
+            started_at=outcome.started_at,
             ended_at=outcome.ended_at,
             provenance=provenance,
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -47,7 +47,7 @@ SECRETS = {
 
 
 @pytest.fixture(scope="module")
-def failure_results(tmp_path_factory: pytest.TempPathFactory, scripts_task: ScriptsTask) -> dict[str, RunResult]:
+def failure_results(tmp_path_factory: pytest.TempPathFactory, scripts_task: ScriptsTask) -> Iterator[dict[str, RunResult]]:
     """Run every misbehaving script once on a 2-slot executor, then a normal run after them."""
     root = tmp_path_factory.mktemp("scripts-task") / "task"
     task = scripts_task(root, timeout=3.0, pass_env=("ALLOWED_API_KEY",))

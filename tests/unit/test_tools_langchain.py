@@ -8,6 +8,8 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from autosci_graph.state import RunRequest, RunResult
 from autosci_graph.task import FloatKnob, Metric, ResearchTask
 from autosci_graph.tools.base import Executor
@@ -63,7 +65,9 @@ def test_run_experiment_returns_the_result_json() -> None:
 
 def test_tool_schemas_are_pydantic() -> None:
     _, run = make_experiment_tools(TASK, EchoExecutor(TASK))
-    schema = run.tool_call_schema.model_json_schema()
+    schema_model = run.tool_call_schema
+    assert isinstance(schema_model, type) and issubclass(schema_model, BaseModel)
+    schema = schema_model.model_json_schema()
     assert set(schema["properties"]) == {"knobs", "diff", "seed", "description"}
 
 
