@@ -145,6 +145,8 @@ class LocalExecutor(Executor):
 
     def wait(self, experiment_ids: Iterable[str], timeout: float | None = None) -> list[RunResult]:
         ids = list(dict.fromkeys(experiment_ids))
+        if not ids:
+            return []
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             for eid in ids:

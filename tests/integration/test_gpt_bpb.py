@@ -76,6 +76,14 @@ def test_user_mistakes_are_one_line_errors(tmp_path: Path) -> None:
     assert code == 2 and "task.toml" in err
 
 
+def test_a_patch_of_a_non_editable_file_is_a_bad_change(tmp_path: Path) -> None:
+    patch = tmp_path / "p.diff"
+    patch.write_text("--- a/prepare.py\n+++ b/prepare.py\n@@ -1 +1 @@\n-x\n+y\n")
+    code, result, err = autosci("run-one", str(TASK), "--patch", str(patch), work=tmp_path)
+    assert code == 1, err
+    assert result["status"] == "bad_change" and "not an editable file" in result["error"]
+
+
 def test_task_defaults_match_the_script_constants() -> None:
     """task.toml declares the knobs' defaults; train.py's constants are what a run uses."""
     task = load_task(TASK)
