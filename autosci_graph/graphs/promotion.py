@@ -1,9 +1,11 @@
 """Noise-aware promotion: when a result may replace the champion. Plain arithmetic, no agent.
 
 The run-to-run noise σ is estimated from repeat runs of identical configurations on different
-seeds (the baseline's seeds, confirmations), as an upper confidence bound. A gain is compared
-with σ of the *difference* between the candidate's mean and the champion's mean,
-``σ·sqrt(1/n_candidate + 1/n_champion)``:
+seeds (the baseline's seeds, confirmations, champion repeats). A gain is compared with σ of the
+*difference* between the candidate's mean and the champion's mean, ``σ·sqrt(1/n_cand + 1/n_champ)``,
+and a bar of "k σ" means the t-quantile with the same tail probability as k normal σ: with few
+repeats σ itself is uncertain and the bar rises accordingly (the authors measured seed variance
+4-6x above what they had assumed; a σ taken at face value from two runs lets lucky seeds in).
 
 * an exploration whose gain exceeds ``promote_sigmas`` of that is promoted at once;
 * a smaller gain above ``near_miss_sigmas`` (a near miss) is confirmed on another seed first; it is promoted when every seed beat
@@ -17,6 +19,7 @@ import math
 from dataclasses import dataclass
 
 from autosci_graph.graphs.context import LabSettings
+from autosci_graph.scientists.stats import t_critical
 from autosci_graph.state import Champion, Outcome, RunResult
 from autosci_graph.task import Metric
 
@@ -62,15 +65,16 @@ def judge_exploration(
         return Decision("crash", None, f"run failed: {result.status}" + (f" ({result.error})" if result.error else ""))
     gain = metric.gain(result.metric, champion.metric)
     if sigma is not None and dof >= settings.min_noise_dof:
-        bar = settings.promote_sigmas * sigma_of_difference(sigma, 1, len(champion.seeds) or 1)
+        sd = sigma_of_difference(sigma, 1, len(champion.seeds) or 1)
+        bar = t_critical(settings.promote_sigmas, dof) * sd
         if gain > bar:
             champ = _promote(champion, [result], result.experiment_id, description)
-            return Decision("keep", gain, f"gain {gain:+.4g} exceeds {settings.promote_sigmas:g}σ ({bar:.3g}): promoted", new_champion=champ)
-        near = settings.near_miss_sigmas * sigma_of_difference(sigma, 1, len(champion.seeds) or 1)
+            return Decision("keep", gain, f"gain {gain:+.4g} exceeds the {settings.promote_sigmas:g}σ bar ({bar:.3g}): promoted", new_champion=champ)
+        near = t_critical(settings.near_miss_sigmas, dof) * sd
         if gain > near:
-            return Decision("pending_confirmation", gain, f"near miss: gain {gain:+.4g} within {settings.promote_sigmas:g}σ ({bar:.3g}); confirming on another seed", confirm=True)
+            return Decision("pending_confirmation", gain, f"near miss: gain {gain:+.4g} below the {settings.promote_sigmas:g}σ bar ({bar:.3g}); confirming on another seed", confirm=True)
         if gain > 0:
-            return Decision("discard", gain, f"gain {gain:+.4g} is within the noise ({settings.near_miss_sigmas:g}σ = {near:.3g})")
+            return Decision("discard", gain, f"gain {gain:+.4g} is within the noise (the {settings.near_miss_sigmas:g}σ bar is {near:.3g})")
     elif gain > 0:
         return Decision("pending_confirmation", gain, f"gain {gain:+.4g} but the noise floor is not measured yet; confirming on another seed", confirm=True)
     return Decision("discard", gain, f"gain {gain:+.4g}: no improvement over the champion ({champion.metric:.5g})")
@@ -82,6 +86,7 @@ def judge_confirmation(
     champion: Champion,
     runs: list[RunResult],
     sigma: float | None,
+    dof: int,
     confirmations_done: int,
     candidate_id: str,
     description: str = "",
@@ -96,11 +101,11 @@ def judge_confirmation(
     if sigma is None:
         bar = 0.0 if all(g > 0 for g in gains) and len(gains) >= 3 else math.inf
     else:
-        bar = settings.confirm_sigmas * sigma_of_difference(sigma, len(ok_runs), len(champion.seeds) or 1)
+        bar = t_critical(settings.confirm_sigmas, dof) * sigma_of_difference(sigma, len(ok_runs), len(champion.seeds) or 1)
     if all(g > 0 for g in gains) and mean_gain > bar:
         champ = _promote(champion, ok_runs, candidate_id, description)
         return Decision("keep", mean_gain, f"confirmed on {len(ok_runs)} seeds: mean gain {mean_gain:+.4g} > {bar:.3g}", new_champion=champ)
-    near = 0.0 if sigma is None else settings.near_miss_sigmas * sigma_of_difference(sigma, len(ok_runs), len(champion.seeds) or 1)
+    near = 0.0 if sigma is None else t_critical(settings.near_miss_sigmas, dof) * sigma_of_difference(sigma, len(ok_runs), len(champion.seeds) or 1)
     if mean_gain > near and confirmations_done < settings.max_confirmations:
         return Decision("pending_confirmation", mean_gain, f"persistent near miss: mean gain {mean_gain:+.4g} over {len(ok_runs)} seeds; one more seed", confirm=True)
     return Decision("discard", mean_gain, f"not confirmed: mean gain {mean_gain:+.4g} over {len(ok_runs)} seeds (bar {bar:.3g})")

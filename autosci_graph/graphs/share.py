@@ -99,12 +99,12 @@ def share(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
             _remember(ctx, state, entry, None)
             continue
 
-        sigma, dof = noise_estimate(ctx.task, everything + [_provisional(index, result, sub)])
+        sigma, dof = noise_estimate(ctx.task, everything + [_provisional(index, result, sub)], upper=False)
         if sub.kind == "confirm" and sub.candidate_of:
             runs = [e.result for e in everything if e.result.experiment_id == sub.candidate_of or
                     (subs.get(e.result.experiment_id) and subs[e.result.experiment_id].candidate_of == sub.candidate_of)]
             runs.append(result)
-            decision = judge_confirmation(ctx.task.metric, ctx.settings, champion, runs, sigma,
+            decision = judge_confirmation(ctx.task.metric, ctx.settings, champion, runs, sigma, dof,
                                           confirmations_done=len(runs) - 1, candidate_id=sub.candidate_of,
                                           description=sub.proposal.rationale)
         else:

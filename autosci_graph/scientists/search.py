@@ -200,11 +200,22 @@ class SearchScientist(Scientist):
             rng.shuffle(directions)
         failures = self._failures_on(view, axis, recalled)
         scales = _REFINE_SCALES[:1] if bold else _REFINE_SCALES
+        momentum = self._momentum(view, axis)
         for scale in scales:
             for direction in directions:
-                draft = self._step(view, axis, knob, champ_value, direction, bold, scale, failures, eff)
+                # A direction that just produced a keep is followed with a doubled step.
+                s = scale * (2.0 if direction == momentum and scale == 1.0 and not bold else 1.0)
+                draft = self._step(view, axis, knob, champ_value, direction, bold, s, failures, eff)
                 if draft is not None and not self._rule_blocked(view, draft):
                     return draft
+        return None
+
+    @staticmethod
+    def _momentum(view: LabView, axis: str) -> str | None:
+        """The direction of the last exploration on ``axis``, if it was kept."""
+        for e in reversed(view.experiments):
+            if e.proposal.axis == axis and e.kind in ("explore", "confirm") and e.outcome != "pending_confirmation":
+                return e.proposal.direction if e.outcome == "keep" else None
         return None
 
     def _step(self, view: LabView, axis: str, knob: Knob, champ_value: KnobValue, direction: Direction, bold: bool,
