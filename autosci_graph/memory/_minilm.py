@@ -141,7 +141,7 @@ class TorchEncoder:
         from transformers import AutoModel
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
         self._torch = torch
         self._module = _PooledBert(AutoModel.from_pretrained(str(model_dir))).eval()
         self._tok = _tokenizer(model_dir)
@@ -190,7 +190,7 @@ def export_onnx(model_dir: Path, dest: Path) -> Path:
     from transformers.utils import logging as hf_logging
 
     verify_model_files(model_dir)
-    hf_logging.disable_progress_bar()  # a library must not draw progress bars on the user's terminal
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # a library must not draw progress bars on the user's terminal
     dest.mkdir(parents=True, exist_ok=True)
     module = _PooledBert(AutoModel.from_pretrained(str(model_dir))).eval()
     example = (torch.ones(2, 8, dtype=torch.long), torch.ones(2, 8, dtype=torch.long))

@@ -72,7 +72,8 @@ def _unit_rows(vectors: np.ndarray) -> np.ndarray:
     # Cosine similarity on every backend: unit vectors make it a dot product in memory and keep
     # Chroma's cosine distance exact even for user embeddings that are not normalized.
     norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return (vectors / np.clip(norms, 1e-12, None)).astype(np.float32)
+    unit: np.ndarray = (vectors / np.clip(norms, 1e-12, None)).astype(np.float32)
+    return unit
 
 
 class ExperimentMemory(ABC):

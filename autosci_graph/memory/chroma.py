@@ -221,7 +221,7 @@ class ChromaMemory(ExperimentMemory):
                     ids=[r.id for r in chunk],
                     embeddings=vectors[start : start + self._batch],
                     documents=[r.document() for r in chunk],
-                    metadatas=[metadata_of(r) for r in chunk],  # type: ignore[misc]
+                    metadatas=[metadata_of(r) for r in chunk],
                 )
 
     def _query(self, vector: np.ndarray, k: int, where: MemoryFilter) -> list[RecallHit]:

@@ -83,11 +83,11 @@ class MiniLMEmbeddings(Embeddings):
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """LangChain: embed documents."""
-        return self.encode(texts).tolist()
+        return [[float(x) for x in row] for row in self.encode(texts)]
 
     def embed_query(self, text: str) -> list[float]:
         """LangChain: embed one query (same space as documents; this model uses no query prefix)."""
-        return self.encode([text])[0].tolist()
+        return [float(x) for x in self.encode([text])[0]]
 
 
 _default: MiniLMEmbeddings | None = None
@@ -133,5 +133,7 @@ def embed_documents(embeddings: Any, texts: list[str]) -> np.ndarray:
 def embed_query(embeddings: Any, text: str) -> np.ndarray:
     """Embed one query with any LangChain ``Embeddings`` into a float32 vector."""
     if isinstance(embeddings, MiniLMEmbeddings):
-        return embeddings.encode([text])[0]
-    return np.asarray(embeddings.embed_query(text), dtype=np.float32)
+        first: np.ndarray = embeddings.encode([text])[0]
+        return first
+    vector: np.ndarray = np.asarray(embeddings.embed_query(text), dtype=np.float32)
+    return vector
