@@ -130,7 +130,8 @@ def dispatch(state: LabState, runtime: Runtime[LabContext]) -> list[Send] | Lite
     for sub in nb.submitted:
         last_turn[sub.proposal.team] = sub.submitted_at
     idle = sorted((t for t in nb.active_teams if t.team_id not in busy_teams), key=lambda t: last_turn.get(t.team_id, 0.0))
-    snapshot = {k: v for k, v in state.items() if k != "inbox"}
+    # What a team reads; reviews, events and usage are the lab's own records, not inputs to a turn.
+    snapshot = {k: v for k, v in state.items() if k not in ("inbox", "reviews", "events", "usage")}
     sends: list[Send] = []
     for team in idle:
         if len(sends) >= free or not can_start(ctx, state, extra_submitted=len(sends), extra_in_flight=len(sends)):

@@ -61,7 +61,7 @@ def share(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     n_submitted = len(subs)
 
     for raw in state.get("inbox", []):
-        result = RunResult.model_validate(raw)
+        result = compact(RunResult.model_validate(raw))
         sub = subs.get(result.experiment_id)
         if sub is None or result.experiment_id in logged:
             continue  # not ours, or already shared before a resume
@@ -160,6 +160,14 @@ def _same_config(ctx: LabContext, sub: Submission, champion: Champion) -> bool:
     from autosci_graph.state import Change
 
     return change_key(ctx.task, sub.change) == change_key(ctx.task, Change(knobs=dict(champion.config), diff=champion.diff))
+
+
+def compact(result: RunResult) -> RunResult:
+    """The result as the notebook keeps it. The learning curve, provenance and full log stay in
+    the experiment's ``result.json``: the state is checkpointed after every step, and a long run
+    would otherwise write its whole history over and over."""
+    tail = "" if result.ok else result.log_tail[-400:]
+    return result.model_copy(update={"curve": [], "provenance": None, "log_tail": tail})
 
 
 def base_id(sub: Submission) -> str:
