@@ -62,7 +62,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         settings = LabSettings(
             n_teams=args.teams, max_experiments=args.max_experiments,
             deadline=time.time() + parse_duration(args.deadline) if args.deadline else None,
-            stop_after_no_keep=args.stop_after_no_keep or None,
+            stop_after_no_keep=args.stop_after_no_keep or None, max_tokens=args.max_tokens,
+            max_cost_usd=args.max_cost, max_device_seconds=args.max_device_seconds,
         )
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
         run_dir = Path(args.run_dir or Path("runs") / f"{task.name}-{run_id}").expanduser().resolve()
@@ -111,6 +112,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--slots", type=int, help="concurrent experiments (default: GPUs, else CPU cores)")
     p.add_argument("--max-experiments", type=int, default=30, help="experiment budget (default 30)")
     p.add_argument("--deadline", help="wall-clock budget, e.g. 10m or 2h; no experiment starts that could end after it")
+    p.add_argument("--max-tokens", type=int, help="LLM token budget (input + output)")
+    p.add_argument("--max-cost", type=float, help="LLM cost budget in USD (needs prices on the scientist)")
+    p.add_argument("--max-device-seconds", type=float, help="budget of summed experiment run time")
     p.add_argument("--stop-after-no-keep", type=int, default=10, help="stop after N explorations without a keep (0: never)")
     p.add_argument("--run-dir", help="where outputs go (default runs/TASK-TIMESTAMP)")
     p.add_argument("--fixed", action="append", metavar="KEY=VALUE", help="override a fixed run argument, e.g. time_budget=5")
