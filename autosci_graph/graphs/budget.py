@@ -65,12 +65,12 @@ def stop_reason(ctx: LabContext, state: LabState) -> str | None:
     if left == 0:
         return f"experiment budget spent ({s.max_experiments})"
     if s.stop_after_no_keep is not None:
-        explores = [e for e in nb.log if e.kind == "explore"]
         since_keep = 0
-        for e in reversed(explores):
+        # A keep reached by confirmation is logged on the confirmation run, not on the exploration.
+        for e in reversed([e for e in nb.log if e.kind in ("explore", "confirm")]):
             if e.outcome == "keep":
                 break
-            since_keep += 1
+            since_keep += e.kind == "explore"
         if since_keep >= s.stop_after_no_keep:
             return f"no keep in the last {since_keep} explorations"
     if s.max_device_seconds is not None and _device_seconds(nb) + ctx.task.timeout > s.max_device_seconds:

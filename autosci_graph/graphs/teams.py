@@ -21,7 +21,10 @@ def regroup_reason(log: list[ExperimentEntry], since: int, n_teams: int, setting
     if not recent:
         return None
     window = settings.regroup_rotations_without_keep * max(1, n_teams)
-    if len(recent) >= window and not any(e.outcome == "keep" for e in recent[-window:]):
+    # A keep reached by confirmation is logged on the confirmation run, not on the exploration.
+    if len(recent) >= window and not any(
+        e.outcome == "keep" and e.kind in ("explore", "confirm") and e.index >= recent[-window].index for e in log
+    ):
         return f"no keep in the last {window} explorations ({settings.regroup_rotations_without_keep} rotations)"
     discards = [e for e in recent if e.outcome in ("discard", "crash")][-settings.regroup_discards :]
     if len(discards) >= settings.regroup_discards:
@@ -36,11 +39,11 @@ def exhausted_axes(log: list[ExperimentEntry], settings: LabSettings) -> set[str
     per: dict[str, Counter[str]] = {}
     keeps: set[str] = set()
     for e in log:
-        if e.kind != "explore" or not e.proposal.axis:
+        if e.kind not in ("explore", "confirm") or not e.proposal.axis:
             continue
         if e.outcome == "keep":
             keeps.add(e.proposal.axis)
-        elif e.outcome in ("discard", "crash"):
+        elif e.outcome in ("discard", "crash") and e.kind == "explore":
             per.setdefault(e.proposal.axis, Counter())[e.proposal.direction or "set"] += 1
     return {
         axis for axis, c in per.items()
@@ -57,6 +60,7 @@ def choose_drafts(
     votes = Counter(reply.votes)
     order = sorted(range(len(reply.hypotheses)), key=lambda i: (-votes[i], -reply.hypotheses[i].promise, i))
     chosen: list[HypothesisDraft] = []
+    picked: set[int] = set()  # by index: a chosen draft may be a copy with exhausted axes stripped
     free_untested = [a for a in untested if a not in taken_axes]
     for i in order:
         d = reply.hypotheses[i]
@@ -68,6 +72,7 @@ def choose_drafts(
         if any(c.axes[0] == live[0] for c in chosen) or live[0] in taken_axes:
             continue
         chosen.append(d.model_copy(update={"axes": live}))
+        picked.add(i)
         free_untested = [a for a in free_untested if a not in d.axes]
         if len(chosen) == n:
             break
@@ -76,8 +81,10 @@ def choose_drafts(
         if len(chosen) == n:
             break
         d = reply.hypotheses[i]
-        if d not in chosen and any(a not in exhausted for a in d.axes):
-            chosen.append(d)
+        live = [a for a in d.axes if a not in exhausted]
+        if i not in picked and live:
+            chosen.append(d.model_copy(update={"axes": live}))
+            picked.add(i)
     return chosen
 
 

@@ -75,6 +75,9 @@ def auto_review(
 
     candidate = Change(knobs={**view.champion.config, **p.change.knobs}, diff=p.change.diff or view.champion.diff)
     key = change_key(task, candidate)
+    if key == change_key(task, Change(knobs=dict(view.champion.config), diff=view.champion.diff)):
+        # Restating the champion's own values would re-run the champion as an "exploration".
+        return _reject(p, "empty_change", "Proposal restates the champion's configuration; change at least one value.")
     for e in view.experiments:
         if e.result.status != "bad_change" and change_key(task, e.result.change) == key and e.kind == "explore":
             return _reject(p, "duplicate", f"This exact configuration already ran as {e.result.experiment_id} (outcome {e.outcome}).")

@@ -1,0 +1,249 @@
+"""The lab graph end to end, in process (autosci_graph/graphs/lab.py, team.py, share.py).
+
+Real graph, real SearchScientist, FunctionExecutor: experiments are Python functions, so a whole
+run takes well under a second.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+import pytest
+from lab_helpers import OPTIMUM, make_synth_task, noise_fn, run_lab, stable_normal, synth_loss, true_loss
+
+from autosci_graph.graphs.context import LabSettings
+from autosci_graph.graphs.lab import build_lab_graph
+from autosci_graph.scientists.base import CritiqueReply, LabView, RecalledMemory, ReviewDraft
+from autosci_graph.scientists.knowledge import axis_effects, change_key
+from autosci_graph.scientists.search import SearchScientist
+from autosci_graph.state import Change, ExperimentEntry, Proposal, Team
+
+TASK = make_synth_task()
+
+
+def by_type(final: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [e for e in final["events"] if e["type"] == kind]
+
+
+def assert_every_submission_logged_once(final: dict[str, Any]) -> None:
+    submitted = [s["experiment_id"] for s in final["submitted"]]
+    logged = [e["result"]["experiment_id"] for e in final["log"]]
+    assert len(set(submitted)) == len(submitted)
+    assert Counter(logged) == Counter(submitted)
+
+
+def worse_everywhere(change: Change, seed: int) -> float:
+    """Every move away from the task defaults loses, by far more than the noise."""
+    k, d = change.knobs, TASK.default_config()
+    dist = sum(k[name] != d[name] for name in d)
+    return 1.0 + 0.5 * dist + 0.001 * stable_normal("worse", seed, sorted(k.items()))
+
+
+# -- the scientists the tests script -------------------------------------------------------------
+
+
+class RejectingScientist(SearchScientist):
+    """Proposes like SearchScientist; as a critic rejects everything (with a reason)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.critiques = 0
+        self._lock = threading.Lock()
+
+    def critique(self, view: LabView, *, proposal: Proposal, reviewer: str, recalled: list[RecalledMemory]) -> CritiqueReply:
+        with self._lock:
+            self.critiques += 1
+        return CritiqueReply(review=ReviewDraft(approve=False, reason="scripted: nothing runs in this lab"))
+
+
+class RecordingScientist(SearchScientist):
+    """SearchScientist that records who reviewed whose proposal."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pairs: list[tuple[str, str, str]] = []
+        self._lock = threading.Lock()
+
+    def critique(self, view: LabView, *, proposal: Proposal, reviewer: str, recalled: list[RecalledMemory]) -> CritiqueReply:
+        with self._lock:
+            self.pairs.append((proposal.proposal_id, proposal.author, reviewer))
+        return super().critique(view, proposal=proposal, reviewer=reviewer, recalled=recalled)
+
+
+# -- a task with a known optimum ---------------------------------------------------------------
+
+
+def test_the_lab_improves_a_task_with_a_known_optimum_within_the_exact_budget() -> None:
+    settings = LabSettings(n_teams=2, max_experiments=30, stop_after_no_keep=None, max_idle_rounds=30)
+    final, executor = run_lab(TASK, synth_loss(sigma=0.02), SearchScientist(), settings, slots=2)
+
+    assert final["stop_reason"] == "experiment budget spent (30)"
+    assert len(final["submitted"]) == 30
+    assert_every_submission_logged_once(final)
+    assert executor.max_running <= 2
+
+    champ = final["champion"]
+    default = true_loss(TASK.default_config())
+    assert champ["experiment_id"] is not None and by_type(final, "promotion")
+    assert true_loss(champ["config"]) < 0.25 * default  # 1.96 at the default, 0 at the optimum
+    assert any(champ["config"][k] != TASK.default_config()[k] for k in OPTIMUM)
+    # The champion is an accepted result: its metric is the mean over logged runs of its own
+    # configuration, one per seed (the runs that promoted it, and any later repeats of it).
+    key = change_key(TASK, Change(knobs=champ["config"]))
+    runs = {e["result"]["seed"]: e["result"]["metric"] for e in final["log"]
+            if e["result"]["status"] == "ok" and change_key(TASK, Change.model_validate(e["result"]["change"])) == key}
+    assert {str(s): runs[s] for s in champ["seeds"]} == champ["metrics_by_seed"]
+    assert champ["metric"] == pytest.approx(sum(champ["metrics_by_seed"].values()) / len(champ["seeds"]))
+    # Every promotion improved on the champion before it.
+    for p in by_type(final, "promotion"):
+        assert p["metric"] < p["previous"]
+
+
+def test_every_finished_run_is_in_the_log_and_every_discard_in_the_dead_end_registry() -> None:
+    settings = LabSettings(n_teams=2, max_experiments=16, stop_after_no_keep=None, max_idle_rounds=16)
+    final, _ = run_lab(TASK, synth_loss(sigma=0.02), SearchScientist(), settings, slots=1)
+    log = [ExperimentEntry.model_validate(e) for e in final["log"]]
+    assert [e.index for e in log] == list(range(len(log)))
+    discarded = {e.result.experiment_id for e in log if e.outcome in ("discard", "crash") and e.kind == "explore"}
+    registry = {d["experiment_id"] for d in final["dead_ends"]}
+    assert discarded and discarded <= registry
+    assert {e.kind for e in log} >= {"baseline", "explore"}
+    assert sum(e.kind == "baseline" for e in log) == settings.baseline_seeds
+
+
+# -- noise --------------------------------------------------------------------------------------
+
+
+def test_forty_experiments_on_pure_noise_promote_nothing() -> None:
+    settings = LabSettings(n_teams=3, max_experiments=40, stop_after_no_keep=None, max_idle_rounds=40)
+    final, _ = run_lab(TASK, noise_fn(constant=1.0, sigma=0.05), SearchScientist(), settings, slots=1)
+
+    assert len(final["submitted"]) == 40 and final["stop_reason"] == "experiment budget spent (40)"
+    assert_every_submission_logged_once(final)
+    assert by_type(final, "promotion") == []
+    assert final["champion"]["experiment_id"] is None
+    assert all(e["outcome"] != "keep" for e in final["log"] if e["kind"] in ("explore", "confirm"))
+    # The gate was really tested: most of the budget went to explorations, some looked like wins.
+    kinds = Counter(e["kind"] for e in final["log"])
+    assert kinds["explore"] >= 25
+    assert any((e["gain"] or 0) > 0 for e in final["log"] if e["kind"] == "explore")
+
+
+# -- critique before compute -------------------------------------------------------------------
+
+
+def test_a_rejected_proposal_never_runs() -> None:
+    sci = RejectingScientist()
+    settings = LabSettings(n_teams=2, max_experiments=30, max_idle_rounds=3)
+    final, _ = run_lab(TASK, synth_loss(), sci, settings, slots=1)
+
+    assert sci.critiques > 0  # the critic was asked ...
+    assert final["reviews"] and not any(r["approve"] for r in final["reviews"])  # ... and said no every time
+    kinds = Counter(s["kind"] for s in final["submitted"])
+    assert kinds["explore"] == 0 and kinds["confirm"] == 0
+    assert set(kinds) <= {"baseline", "noise"}
+    assert final["stop_reason"] == "no proposal approved in 3 rounds"
+    assert final["champion"]["experiment_id"] is None
+    # Each idle round re-measured the champion instead of leaving the slot empty.
+    assert kinds["noise"] == settings.max_idle_rounds
+    assert_every_submission_logged_once(final)
+
+
+def test_the_reviewer_is_never_the_author() -> None:
+    sci = RecordingScientist()
+    settings = LabSettings(n_teams=3, max_experiments=24, stop_after_no_keep=None, max_idle_rounds=24)
+    final, _ = run_lab(TASK, synth_loss(), sci, settings, slots=2)
+
+    assert len(sci.pairs) >= 10
+    for _, author, reviewer in sci.pairs:
+        assert reviewer != author and reviewer.startswith("analyst-") and author.startswith("experimenter-")
+    # Every exploration that ran had an approving review by someone other than its author.
+    approvals = {r["proposal_id"]: r for r in final["reviews"] if r["approve"]}
+    for s in final["submitted"]:
+        if s["kind"] == "explore":
+            review = approvals[s["proposal"]["proposal_id"]]
+            assert review["reviewer"] not in (s["proposal"]["author"], "rules") and review["reason"].strip()
+
+
+def test_a_one_person_team_gets_an_outside_critic() -> None:
+    sci = RecordingScientist()
+    settings = LabSettings(n_teams=1, analysts_per_team=1, experimenters_per_team=0, max_experiments=6, max_idle_rounds=6)
+    run_lab(TASK, synth_loss(), sci, settings, slots=1)
+    assert sci.pairs
+    for _, author, reviewer in sci.pairs:
+        assert author == "analyst-1" and reviewer != author
+
+
+# -- teams ---------------------------------------------------------------------------------------
+
+
+def test_every_new_team_owns_an_axis_untested_when_it_formed() -> None:
+    settings = LabSettings(n_teams=3, max_experiments=40, stop_after_no_keep=None, max_idle_rounds=40,
+                           regroup_rotations_without_keep=1)
+    final, _ = run_lab(TASK, synth_loss(), SearchScientist(), settings, slots=1)
+    formed = by_type(final, "team_formed")
+    initial = [e for e in formed if e["at_experiment"] == 0]
+    assert len(initial) == 3 and len({e["axes"][0] for e in initial}) == 3
+    log = [ExperimentEntry.model_validate(e) for e in final["log"]]
+    assert len(formed) > 3, "expected later formations to check"
+    for at in sorted({e["at_experiment"] for e in formed}):
+        batch = [e for e in formed if e["at_experiment"] == at]
+        untested = set(TASK.knobs) - set(axis_effects(log[:at]))
+        owning = sum(1 for e in batch if set(e["axes"]) & untested)
+        assert owning >= min(len(batch), len(untested)), (at, batch, untested)
+
+
+def _explore_times(final: dict[str, Any]) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
+    for s in final["submitted"]:
+        if s["kind"] == "explore":
+            out.setdefault(s["proposal"]["team"], []).append(s["submitted_at"])
+    return out
+
+
+def test_falsified_teams_dissolve_and_are_replaced() -> None:
+    settings = LabSettings(n_teams=2, max_experiments=20, stop_after_no_keep=None, max_idle_rounds=20,
+                           falsify_rotations=1, falsify_refutes=1,
+                           regroup_rotations_without_keep=100, regroup_discards=100)
+    final, _ = run_lab(TASK, worse_everywhere, SearchScientist(), settings, slots=1)
+    falsified = by_type(final, "team_falsified")
+    assert falsified and not by_type(final, "regroup")
+    teams = {t["team_id"]: Team.model_validate(t) for t in final["teams"]}
+    runs = _explore_times(final)
+    for ev in falsified:
+        t = teams[ev["team"]]
+        assert t.status == "falsified" and t.refute >= 1 and t.support == 0
+        # A falsified team runs nothing afterwards ...
+        assert all(at <= ev["at"] for at in runs.get(t.team_id, []))
+        # ... and a new team takes its place at once.
+        assert any(f["at_experiment"] == ev["at_experiment"] and f["team"] not in (ev["team"],)
+                   for f in by_type(final, "team_formed"))
+    assert sum(t.status == "active" for t in teams.values()) <= settings.n_teams
+
+
+def test_regroup_dissolves_the_teams_and_forms_new_ones() -> None:
+    settings = LabSettings(n_teams=2, max_experiments=24, stop_after_no_keep=None, max_idle_rounds=24,
+                           regroup_rotations_without_keep=1, falsify_refutes=1000)
+    final, _ = run_lab(TASK, worse_everywhere, SearchScientist(), settings, slots=1)
+    regroups = by_type(final, "regroup")
+    assert len(regroups) >= 2 and not by_type(final, "team_falsified")
+    formed = by_type(final, "team_formed")
+    teams = {t["team_id"]: t for t in final["teams"]}
+    runs = _explore_times(final)
+    for rg in regroups:
+        assert "no keep" in rg["reason"]
+        before = [f["team"] for f in formed if f["at"] <= rg["at"]]
+        after = [f["team"] for f in formed if f["at_experiment"] == rg["at_experiment"] and f["at"] >= rg["at"]]
+        assert len(after) == settings.n_teams
+        for tid in before:
+            assert teams[tid]["status"] in ("dissolved", "falsified")
+            assert all(at <= rg["at"] for at in runs.get(tid, []))
+    assert sum(t["status"] == "active" for t in teams.values()) == settings.n_teams
+
+
+def test_the_builder_is_uncompiled() -> None:
+    g = build_lab_graph()
+    assert not hasattr(g, "invoke")
+    assert {"organize", "team", "collect", "share"} <= set(g.nodes)
