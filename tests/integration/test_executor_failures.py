@@ -52,7 +52,7 @@ def failure_results(tmp_path_factory: pytest.TempPathFactory, scripts_task: Scri
     root = tmp_path_factory.mktemp("scripts-task") / "task"
     task = scripts_task(root, timeout=3.0, pass_env=("ALLOWED_API_KEY",))
     names = [k.removesuffix(".py") for k in task.knobs["script"].choices]  # type: ignore[union-attr]
-    assert {"hang", "crash", "nan_loss", "no_metric", "flood", "binary", "printenv", "oom"} <= set(names)
+    assert {"hang", "crash", "nan_loss", "no_metric", "flood", "binary", "printenv", "oom", "orphan"} <= set(names)
     work = tmp_path_factory.mktemp("work")
     saved = {k: os.environ.get(k) for k in [*SECRETS, "ALLOWED_API_KEY", "HARMLESS_SETTING"]}
     os.environ.update(SECRETS, ALLOWED_API_KEY="allowed-0099", HARMLESS_SETTING="plain-0100")
@@ -85,6 +85,17 @@ def test_hanging_run_is_killed_with_all_its_processes(failure_results: dict[str,
     while any(_alive(p) for p in pids) and time.time() < deadline:
         time.sleep(0.05)
     assert not [p for p in pids if _alive(p)], "a process of the timed-out run survived"
+
+
+def test_a_daemon_left_behind_is_killed_and_the_run_still_counts(failure_results: dict[str, RunResult]) -> None:
+    r = failure_results["orphan"]
+    assert r.status == "ok" and r.metric == 0.125
+    assert r.duration_s < 3.0  # the open pipe did not hold the run until its budget
+    pid = int((Path(r.workspace or "") / "daemon.pid").read_text())
+    deadline = time.time() + 5
+    while _alive(pid) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid)
 
 
 def test_crash_reports_the_traceback(failure_results: dict[str, RunResult]) -> None:
