@@ -1,0 +1,202 @@
+"""The lab as a graph LangGraph's own server can serve (``langgraph dev``, ``langgraph up``).
+
+``langgraph.json`` at the repository root points at :func:`make_graph`. A server run cannot hand
+the lab its live services (executor, scientist, memory) over HTTP, so the served graph is a small
+outer graph whose *input is plain JSON* naming a task folder and the run's settings::
+
+    START → prepare → lab → END
+
+* ``prepare`` loads and checks the task (a bad folder fails here, with the file, field and fix) and
+  picks the run id and run directory;
+* ``lab`` builds the :class:`~autosci_graph.graphs.context.LabContext` (a
+  :class:`~autosci_graph.tools.local.LocalExecutor` in the run directory, the offline
+  ``SearchScientist`` or an ``LLMScientist`` for ``model``, the Chroma memory), runs the lab graph
+  *as a subgraph* (its checkpoints go to the server's checkpointer, its node updates and progress
+  events stream to the caller with ``stream_subgraphs=True``), then writes ``results.tsv``,
+  ``progress.png`` and ``report.md`` to the run directory and returns a summary.
+
+Both nodes are synchronous functions. The server runs graphs on an asyncio event loop and refuses
+blocking calls on it (unless started with ``--allow-blocking``); LangGraph runs a synchronous node
+in a worker thread, so the subprocesses, file I/O and waits of a lab never touch the loop and the
+server needs no extra flag.
+
+Drive it with ``langgraph_sdk``::
+
+    from langgraph_sdk import get_sync_client
+
+    client = get_sync_client(url="http://127.0.0.1:2024")
+    final = client.runs.wait(None, "lab", input={"task_dir": "examples/gpt_bpb", "teams": 2,
+                                                  "max_experiments": 12})
+    print(final["champion"]["metric"], final["report"])
+
+Secrets (``OPENAI_API_KEY``, ...) are read from the server's environment, never from the input.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Literal, Required, TypedDict
+
+from langgraph.config import get_stream_writer
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from autosci_graph.errors import SettingsError
+
+#: Name of the served graph in ``langgraph.json`` (``assistant_id`` for ``langgraph_sdk``).
+GRAPH_NAME = "lab"
+
+
+class LabRequest(TypedDict, total=False):
+    """What a server run is asked to do: plain JSON, the same choices as ``autosci run``."""
+
+    #: Task folder with a ``task.toml``, absolute or relative to the server's working directory.
+    task_dir: Required[str]
+    #: ``"lab"`` (self-organizing teams, default) or ``"single"`` (the single-agent baseline).
+    mode: Literal["lab", "single"]
+    #: Teams formed at start and on regroup (default 3).
+    teams: int
+    #: Concurrent experiments (default: GPUs, else CPU cores).
+    slots: int
+    #: Experiment budget (default 30).
+    max_experiments: int
+    #: Wall-clock budget: seconds, or a duration such as ``"10m"`` or ``"2h"``.
+    deadline: float | str
+    #: Stop after this many explorations without a keep (0: never; default 10).
+    stop_after_no_keep: int
+    #: Fixed run arguments the harness overrides, e.g. ``{"time_budget": 0, "max_steps": 60}``.
+    fixed: dict[str, Any]
+    #: ``provider:model`` for an LLM scientist (default: the offline SearchScientist).
+    model: str
+    #: ``provider:model`` for critiques (default: ``model``).
+    critic_model: str
+    #: Base URL of an OpenAI-compatible server, for ``openai-compatible:NAME`` models.
+    base_url: str
+    #: Record every run in the experiment memory and recall past failures (default true).
+    memory: bool
+    #: Memory folder (default: the shared one under ``~/.cache/autosci_graph``).
+    memory_path: str
+    #: Run id (default: a timestamp plus a random suffix).
+    run_id: str
+    #: Where outputs go (default ``runs/TASK-RUN_ID`` under the server's working directory).
+    run_dir: str
+
+
+class LabResult(TypedDict, total=False):
+    """What a server run returns."""
+
+    run_id: str
+    run_dir: str
+    task_name: str
+    stop_reason: str | None
+    #: The champion: ``metric``, ``config``, ``experiment_id`` (``None``: the default configuration), ``seeds``.
+    champion: dict[str, Any] | None
+    #: Experiments finished (baseline runs included).
+    experiments: int
+    #: Changes accepted as the new champion.
+    keeps: int
+    #: LLM usage: calls, input_tokens, output_tokens, cost_usd.
+    usage: dict[str, Any]
+    #: Paths of ``results.tsv``, ``progress.png`` and ``report.md``.
+    outputs: dict[str, str]
+
+
+class ServerState(LabRequest, LabResult, total=False):
+    """The outer graph's state: the request, then the result."""
+
+
+def _settings(req: LabRequest) -> dict[str, Any]:
+    from autosci_graph.graphs.context import LabSettings
+    from autosci_graph.runner import settings_dict
+
+    deadline = req.get("deadline")
+    if isinstance(deadline, str):
+        from autosci_graph.cli.lab import parse_duration
+
+        deadline = parse_duration(deadline)
+    settings = LabSettings(
+        n_teams=req.get("teams", 3), max_experiments=req.get("max_experiments", 30),
+        deadline=time.time() + float(deadline) if deadline else None,
+        stop_after_no_keep=req.get("stop_after_no_keep", 10) or None,
+    )
+    return settings_dict(settings)
+
+
+def prepare(state: ServerState) -> dict[str, Any]:
+    """Check the request and the task folder; choose the run id and directory."""
+    from autosci_graph.task import load_task
+
+    if not state.get("task_dir"):
+        raise SettingsError("the input needs task_dir: a task folder with a task.toml, e.g. {\"task_dir\": \"examples/gpt_bpb\"}")
+    if state.get("mode", "lab") not in ("lab", "single"):
+        raise SettingsError(f"mode {state.get('mode')!r}: expected 'lab' or 'single'")
+    task = load_task(state["task_dir"])
+    _settings(state)  # fail here, before any run, on settings the lab would refuse
+    run_id = state.get("run_id") or time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
+    run_dir = Path(state.get("run_dir") or Path("runs") / f"{task.name}-{run_id}").expanduser().resolve()
+    return {"task_dir": str(task.root), "task_name": task.name, "run_id": run_id, "run_dir": str(run_dir)}
+
+
+def lab(state: ServerState) -> dict[str, Any]:
+    """Build the run's services, run the lab graph as a subgraph, write the report."""
+    from autosci_graph.graphs.context import LabContext
+    from autosci_graph.graphs.state import Notebook
+    from autosci_graph.runner import RECURSION_LIMIT, RunSpec, build_graph, make_scientist, write_outputs
+    from autosci_graph.tools.local import LocalExecutor
+
+    spec = RunSpec(task_dir=state["task_dir"], run_id=state["run_id"], settings=_settings(state),
+                   mode=state.get("mode", "lab"), model=state.get("model"), critic_model=state.get("critic_model"),
+                   base_url=state.get("base_url"), slots=state.get("slots"), memory=state.get("memory", True),
+                   memory_path=state.get("memory_path"), fixed=dict(state.get("fixed") or {}))
+    task = spec.task()
+    run_dir = Path(state["run_dir"])
+    memory = None
+    if spec.memory:
+        from autosci_graph.memory.chroma import ChromaMemory
+
+        memory = ChromaMemory(spec.memory_path, task=task.name)
+    executor = LocalExecutor(task, run_dir, slots=spec.slots)
+    ctx = LabContext(task=task, executor=executor, scientist=make_scientist(spec), memory=memory,
+                     settings=spec.lab_settings(), poll_s=1.0)
+    write = get_stream_writer()
+    write({"type": "run_started", "run_id": spec.run_id, "run_dir": str(run_dir), "task": task.name, "mode": spec.mode})
+    try:
+        # No checkpointer of its own: the subgraph checkpoints into the server's, under this thread.
+        graph = build_graph(spec.mode).compile(name=f"autosci-{spec.mode}")
+        final = graph.invoke({"run_id": spec.run_id}, context=ctx, config={
+            "recursion_limit": RECURSION_LIMIT, "run_name": f"autosci-{spec.mode}",
+            "tags": ["autosci", spec.mode, task.name], "metadata": {"task": task.name, "run_id": spec.run_id}})
+    finally:
+        executor.close()
+    outputs = write_outputs(final, task, run_dir)
+    nb = Notebook(final, task)  # type: ignore[arg-type]
+    keeps = sum(1 for e in nb.log if e.outcome == "keep" and e.kind != "baseline")
+    write({"type": "run_finished", "run_id": spec.run_id, "stop_reason": final.get("stop_reason"),
+           "metric": (final.get("champion") or {}).get("metric"), "report": str(outputs["report"])})
+    return {"stop_reason": final.get("stop_reason"), "champion": final.get("champion"), "experiments": len(nb.log),
+            "keeps": keeps, "usage": dict(final.get("usage") or {}), "outputs": {k: str(v) for k, v in outputs.items()}}
+
+
+def build_server_graph() -> StateGraph:
+    """The uncompiled outer graph: JSON request in (:class:`LabRequest`), summary out (:class:`LabResult`).
+
+    Example::
+
+        graph = build_server_graph().compile(checkpointer=InMemorySaver())
+        out = graph.invoke({"task_dir": "examples/gpt_bpb", "max_experiments": 6},
+                           {"configurable": {"thread_id": "t1"}})
+    """
+    g = StateGraph(ServerState, input_schema=LabRequest, output_schema=LabResult)
+    g.add_node("prepare", prepare)
+    g.add_node("lab", lab)
+    g.add_edge(START, "prepare")
+    g.add_edge("prepare", "lab")
+    g.add_edge("lab", END)
+    return g
+
+
+def make_graph() -> CompiledStateGraph:  # type: ignore[type-arg]
+    """The graph ``langgraph.json`` serves; the server supplies the checkpointer and store."""
+    return build_server_graph().compile(name=GRAPH_NAME)
