@@ -32,7 +32,7 @@ import math
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -125,6 +125,8 @@ class CategoricalKnob(_Frozen):
 
 
 Knob = Union[FloatKnob, IntKnob, CategoricalKnob]
+#: Knobs are told apart by their ``type`` field, so an error names the knob's real type.
+_TaggedKnob = Annotated[Knob, Field(discriminator="type")]
 
 
 class Metric(_Frozen):
@@ -180,7 +182,7 @@ class ResearchTask(_Frozen):
     description: str = ""
     prepare: tuple[str, ...] | None = None
     editable: tuple[str, ...] = ()
-    knobs: dict[str, Knob] = Field(default_factory=dict)
+    knobs: dict[str, _TaggedKnob] = Field(default_factory=dict)
     #: Arguments passed to every run as ``--key=value`` that agents may not change (the training
     #: budget, for instance). The harness may override them (``with_fixed``), agents never.
     fixed: dict[str, KnobValue] = Field(default_factory=dict)

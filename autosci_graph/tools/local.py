@@ -38,7 +38,7 @@ from autosci_graph.tools.diffs import DiffError
 from autosci_graph.tools.env import build_run_env
 from autosci_graph.tools.metrics import parse_metrics
 from autosci_graph.tools.prepare import ensure_prepared
-from autosci_graph.tools.process import ManagedProcess
+from autosci_graph.tools.process import ManagedProcess, kill_orphans
 from autosci_graph.tools.provenance import data_hash, env_fingerprint
 from autosci_graph.tools.slots import DeviceKind, Slot, plan_slots
 from autosci_graph.tools.workspace import apply_diff, make_workspace
@@ -210,6 +210,7 @@ class LocalExecutor(Executor):
         eid = request.experiment_id
         exp_dir = self.experiment_dir(eid)
         if exp_dir.exists():  # left by a run that died with the lab: start it afresh
+            kill_orphans(f"{eid}@", self.grace_s)  # its processes may still be running
             shutil.rmtree(exp_dir)
         exp_dir.mkdir(parents=True)
         _atomic_write(exp_dir / "request.json", request.model_dump_json(indent=2))
@@ -237,7 +238,7 @@ class LocalExecutor(Executor):
             except DiffError as exc:
                 return bad_change(f"diff rejected: {exc}")
         argv = build_command(self.task, knobs, request.seed, self.data_dir)
-        env = build_run_env(self.task, slot, run_id=f"{eid}-{uuid.uuid4().hex[:8]}", data_dir=self.data_dir)
+        env = build_run_env(self.task, slot, run_id=f"{eid}@{uuid.uuid4().hex[:8]}", data_dir=self.data_dir)
         proc = ManagedProcess(argv, cwd=workspace, env=env, timeout=self.task.timeout, log_path=log_path, max_log_bytes=self.max_log_bytes, grace_s=self.grace_s)
         with self._cond:
             if self._closed:

@@ -307,3 +307,35 @@ class ManagedProcess:
             truncated=pump.truncated,
             strays_killed=strays,
         )
+
+
+def kill_orphans(marker_prefix: str, grace_s: float = 2.0) -> int:
+    """Kill processes left by an earlier executor that died with the lab (a SIGKILLed run
+    process leaves its experiments running in their own sessions). They are found by the
+    prefix of their marker, ``<experiment id>@``; returns how many were found."""
+    if not _PROC.is_dir():
+        return 0
+    needle = f"{RUN_MARKER}={marker_prefix}".encode()
+    found = []
+    for entry in os.scandir(_PROC):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as fh:
+                if any(v.startswith(needle) for v in fh.read().split(b"\0")):
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in found:
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if sig == signal.SIGTERM:
+            deadline = time.monotonic() + grace_s
+            while time.monotonic() < deadline and any(_stat(p) and _stat(p)[0] not in ("Z", "X") for p in found):  # type: ignore[index]
+                time.sleep(0.05)
+    if found:
+        log.warning("killed %d process(es) left running by an earlier executor (%s*)", len(found), marker_prefix)
+    return len(found)
