@@ -54,6 +54,8 @@ def register(subparsers: Any) -> None:
 
 
 def _open(args: argparse.Namespace, *, create: bool = False) -> Any:
+    """The memory named by the options; read-only (no writer lock) unless ``create``, so the
+    CLI can look at a folder while a run is writing it."""
     from autosci_graph.memory.chroma import ChromaMemory
     from autosci_graph.memory.paths import default_memory_dir
 
@@ -64,7 +66,7 @@ def _open(args: argparse.Namespace, *, create: bool = False) -> Any:
     path = args.path or default_memory_dir()
     if not create and not path.exists():
         raise SettingsError(f"no experiment memory at {path} yet (runs create it); pass --path to another one")
-    return ChromaMemory(path, task=args.task)
+    return ChromaMemory(path, task=args.task, read_only=not create)
 
 
 def _console() -> Any:

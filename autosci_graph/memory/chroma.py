@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from autosci_graph.errors import SettingsError
+from autosci_graph.memory import _lock
 from autosci_graph.memory.base import ExperimentMemory
-from autosci_graph.memory.errors import EmbeddingMismatchError, MemoryCorruptError, MemoryUnreachableError
+from autosci_graph.memory.errors import EmbeddingMismatchError, MemoryBusyError, MemoryCorruptError, MemoryUnreachableError
 from autosci_graph.memory.paths import default_memory_dir
 from autosci_graph.memory.record import MemoryFilter, MemoryRecord, RecallHit, metadata_of, record_from_metadata
 
@@ -55,8 +56,9 @@ class ChromaMemory(ExperimentMemory):
 
     Persistent by default in ``$AUTOSCI_CACHE_DIR/memory`` (``~/.cache/autosci_graph/memory``), one
     store shared by every run on the machine, so a new run of a task starts knowing its old dead
-    ends. Give ``host``/``port`` to use a Chroma server instead (several machines, or several
-    processes writing at once: a local folder is meant for one writing process at a time).
+    ends. A folder takes one writing process at a time (Chroma keeps its index in the writer's
+    memory; see ``_lock``); give ``host``/``port`` to use a Chroma server for concurrent runs or
+    several machines.
 
     Thread-safe; writes are upserts by record id, chunked below Chroma's batch limit.
 
@@ -72,11 +74,14 @@ class ChromaMemory(ExperimentMemory):
             remembers its model: opening it with another raises ``EmbeddingMismatchError``.
         collection: collection name, to keep several memories in one store.
         ssl, headers: for a remote server.
+        read_only: do not take the folder's writer lock (and refuse ``add``): for looking at a
+            memory while a run writes it. A local folder takes one writing process at a time.
 
     Raises:
         MemoryCorruptError: the folder is not a readable Chroma store (it is left untouched).
         EmbeddingMismatchError: the store was built with other embeddings.
         MemoryUnreachableError: the server does not answer.
+        MemoryBusyError: another process is writing this folder (use a server for concurrent runs).
     """
 
     def __init__(
@@ -90,17 +95,24 @@ class ChromaMemory(ExperimentMemory):
         collection: str = DEFAULT_COLLECTION,
         ssl: bool = False,
         headers: dict[str, str] | None = None,
+        read_only: bool = False,
     ) -> None:
         super().__init__(task=task, embeddings=embeddings)
         if path is not None and (host is not None or port is not None):
             raise SettingsError("give the memory either a path (local store) or host/port (Chroma server), not both")
         self._write_lock = threading.Lock()
+        self._read_only = read_only
+        self._locked = False
         self._remote = host is not None or port is not None
         self._host, self._port = host or "127.0.0.1", int(port or 8000)
         self._path = None if self._remote else Path(path).expanduser() if path is not None else default_memory_dir()
         self._client = self._connect(ssl, headers)
         self._collection = self._open_collection(collection)
         self._batch = self._max_batch()
+        if self._path is not None and not read_only:
+            # Taken only once the store opened cleanly: a corrupt folder must not gain a lock file.
+            _lock.acquire(self._path)
+            self._locked = True
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -124,7 +136,7 @@ class ChromaMemory(ExperimentMemory):
         assert path is not None
         if path.exists() and not path.is_dir():
             raise MemoryCorruptError(f"memory path {path} is a file, not a folder: pass another path (the file was not touched)")
-        if path.is_dir() and any(path.iterdir()) and not (path / "chroma.sqlite3").is_file():
+        if path.is_dir() and any(p.name != _lock.LOCK_NAME for p in path.iterdir()) and not (path / "chroma.sqlite3").is_file():
             raise MemoryCorruptError(
                 f"{path} is not empty and holds no Chroma store (no chroma.sqlite3): refusing to write into it; "
                 "pass an empty or new folder as the memory path"
@@ -198,7 +210,7 @@ class ChromaMemory(ExperimentMemory):
         """Turn a lost server or an unreadable store into the project's errors."""
         try:
             yield
-        except (EmbeddingMismatchError, MemoryCorruptError, MemoryUnreachableError):
+        except (EmbeddingMismatchError, MemoryBusyError, MemoryCorruptError, MemoryUnreachableError):
             raise
         except Exception as exc:
             from chromadb.errors import ChromaError
@@ -212,6 +224,8 @@ class ChromaMemory(ExperimentMemory):
     # -- backend hooks ---------------------------------------------------------------------------
 
     def _upsert(self, records: Sequence[MemoryRecord], vectors: np.ndarray) -> None:
+        if self._read_only:
+            raise SettingsError(f"memory at {self.location} was opened read_only=True; open it without read_only to add records")
         # One writer at a time per process: Chroma's local store serialises writes anyway, and this
         # keeps two threads from interleaving the chunks of one logical add.
         with self._write_lock, self._errors():
@@ -268,3 +282,6 @@ class ChromaMemory(ExperimentMemory):
         # all that is safe (``clear_system_cache`` would close every other memory's client too).
         self._collection = None
         self._client = None
+        if self._locked and self._path is not None:
+            self._locked = False
+            _lock.release(self._path)

@@ -27,3 +27,9 @@ class EmbeddingModelError(MemoryError_):
     """The offline embedding model is missing or its files fail the hash check."""
 
     code = ErrorCode.MEMORY_CORRUPT
+
+
+class MemoryBusyError(MemoryError_):
+    """Another process is writing the same local memory folder."""
+
+    code = ErrorCode.MEMORY_UNREACHABLE

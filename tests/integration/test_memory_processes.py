@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from autosci_graph.errors import AutosciError
+
 from autosci_graph.memory.base import MemoryRecord
 from autosci_graph.memory.chroma import ChromaMemory
 
@@ -67,3 +69,48 @@ def test_minilm_matches_sentence_transformers() -> None:
     reference = SentenceTransformer(str(_minilm.bundled_model_dir()), device="cpu").encode(texts, normalize_embeddings=True)
     ours = MiniLMEmbeddings(cache_size=0).encode(texts)
     assert np.abs(np.asarray(reference) - ours).max() < 1e-4
+
+
+SECOND_WRITER = """
+import sys
+from langchain_core.embeddings import DeterministicFakeEmbedding
+from autosci_graph.errors import AutosciError
+from autosci_graph.memory.chroma import ChromaMemory
+from autosci_graph.memory.record import MemoryRecord
+try:
+    mem = ChromaMemory(sys.argv[1], embeddings=DeterministicFakeEmbedding(size=16), read_only=sys.argv[2] == "ro")
+except AutosciError as exc:
+    print(exc)
+    sys.exit(3)
+print(mem.count())
+if sys.argv[2] == "rw":
+    mem.add(MemoryRecord(task="t", run_id="second", experiment_id="e1", status="ok"))
+"""
+
+
+def test_a_second_writing_process_is_refused_while_readers_still_read(tmp_path: Path) -> None:
+    """Chroma keeps a folder's index in the writer's memory; two writers would lose vectors."""
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    store = tmp_path / "memory"
+
+    def second(mode: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", SECOND_WRITER, str(store), mode], capture_output=True, text=True, timeout=120)
+
+    with ChromaMemory(store, embeddings=DeterministicFakeEmbedding(size=16)) as mem:
+        mem.add(MemoryRecord(task="t", run_id="first", experiment_id="e1", status="ok"))
+        busy = second("rw")
+        assert busy.returncode == 3, busy.stderr
+        assert "[MEMORY_UNREACHABLE]" in busy.stdout and str(store) in busy.stdout and f"pid {__import__('os').getpid()}" in busy.stdout
+        assert "chroma run --path" in busy.stdout
+        reader = second("ro")
+        assert reader.returncode == 0 and reader.stdout.strip() == "1"
+        again = ChromaMemory(store, embeddings=DeterministicFakeEmbedding(size=16))  # same process: shares the lock
+        again.close()
+        assert second("rw").returncode == 3  # still held by ``mem``
+    done = second("rw")  # released on close
+    assert done.returncode == 0, done.stdout + done.stderr
+    with ChromaMemory(store, embeddings=DeterministicFakeEmbedding(size=16), read_only=True) as mem:
+        assert mem.count() == 2
+        with pytest.raises(AutosciError, match="read_only"):
+            mem.add(MemoryRecord(task="t", run_id="x", experiment_id="e", status="ok"))
