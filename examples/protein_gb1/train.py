@@ -198,6 +198,8 @@ schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.1 + 0.9 * 0.
 
 def spearman(a, b):
     """Spearman rank correlation (Pearson correlation of the ranks; ties broken by order)."""
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        return float("nan")
     ra = np.empty(len(a)); ra[np.argsort(a, kind="stable")] = np.arange(len(a))
     rb = np.empty(len(b)); rb[np.argsort(b, kind="stable")] = np.arange(len(b))
     return float(np.corrcoef(ra, rb)[0, 1])
@@ -229,10 +231,12 @@ for epoch in range(1, epochs + 1):
         schedule.step()
         total += loss.item() * len(b)
     train_loss = total / len(y_train)
+    if not math.isfinite(train_loss):
+        val_spearman = float("nan")  # diverged: ranks of NaN predictions would be meaningless
+        print(json.dumps({"epoch": epoch, "diverged": 1}), flush=True)
+        break
     val_spearman = spearman(predict(x_val), y_val)
     print(json.dumps({"epoch": epoch, "train_loss": round(train_loss, 5), "val_spearman": round(val_spearman, 5)}), flush=True)
-    if not math.isfinite(train_loss):
-        break
 
 if predict_in:
     np.save(predict_out, predict(torch.tensor(np.load(predict_in)["tokens"], dtype=torch.long)))
