@@ -162,7 +162,8 @@ def main() -> None:
             figures[f"raw chroma query p50 at {label} (ms, precomputed embedding)"] = round(lat["chroma"][0], 2)
             figures[f"raw chroma query p95 at {label} (ms, precomputed embedding)"] = round(lat["chroma"][1], 2)
         mem.close()
-        vec = json.dumps(ChromaMemory(store)._embed_query("raise the learning rate until the loss explodes").tolist())
+        with ChromaMemory(store, read_only=True) as reader:  # no writer lock: the cold-start processes write
+            vec = json.dumps(reader._embed_query("raise the learning rate until the loss explodes").tolist())
         figures["cold start, process start to first recall (s)"] = round(cold_start(COLD_MEMORY, str(store)), 2)
         figures["raw chroma cold start, process start to first query with a precomputed embedding (s)"] = round(cold_start(COLD_CHROMA, str(store), vec), 2)
         with tempfile.TemporaryDirectory(prefix="bench-cache-") as cache:
