@@ -35,8 +35,8 @@ seed = 0
 data_dir = ""            # defaults to $AUTOSCI_DATA_DIR, then ./data
 max_train = 20000        # training variants used (a random subset; the run-time budget)
 # model
-arch = "mlp"             # "mlp": flattened sequence; "cnn": 1D convolutions; "local": shared net over
-                         # the window around each mutation (cnn and local share weights across positions)
+arch = "local"           # "local": a shared net over the window around each mutation; "cnn": 1D
+                         # convolutions (both share weights across positions); "mlp": flattened sequence
 encoding = "onehot"      # "onehot", "physchem" (one-hot + hydropathy, volume, charge...) or "embedding" (learned)
 emb_dim = 16
 width = 128              # hidden units (mlp) or channels (cnn)
