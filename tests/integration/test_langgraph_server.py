@@ -134,3 +134,14 @@ def test_a_bad_request_fails_the_run_with_the_reason(server: str) -> None:
     assert out["__error__"]["error"] == "TaskError", out
     runs = client.runs.list(thread["thread_id"])
     assert runs and runs[0]["status"] == "error"
+
+
+def test_a_threadless_run_returns_the_result(server: str, tmp_path: Path) -> None:
+    """The README's one-call form: ``runs.wait(None, "lab", input=...)`` returns the summary."""
+    from langgraph_sdk import get_sync_client
+
+    client = get_sync_client(url=server, api_key=None)
+    final = client.runs.wait(None, "lab", input={"task_dir": str(TASK), "teams": 1, "slots": 1, "max_experiments": 3,
+                                                 "memory": False, "run_dir": str(tmp_path / "run")})
+    assert final["experiments"] == 3 and final["stop_reason"] == "experiment budget spent (3)"
+    assert Path(final["outputs"]["report"]).is_file()
