@@ -138,11 +138,13 @@ def execute(
     scientist: Any = None,
     memory: Any = None,
     poll_s: float = 2.0,
+    final_eval: bool = True,
 ) -> RunOutcome:
     """Run (or resume) the graph of ``spec`` to its end, then write the report.
 
     ``on_update(mode, chunk)`` receives LangGraph stream chunks (``"values"`` states and
-    ``"custom"`` progress events) for a live view.
+    ``"custom"`` progress events) for a live view. When the run is over and the task declares a
+    held-out final evaluation, the champion is scored on it (``final_eval=False`` skips that).
     """
     from autosci_graph.tools.local import LocalExecutor
 
@@ -178,13 +180,40 @@ def execute(
             state = graph.get_state(config).values or state
     finally:
         executor.close()
+    if final_eval and task.final_eval is not None and state.get("stop_reason"):
+        final_evaluation(state, task, run_dir)
     outputs = write_outputs(state, task, run_dir)
     return RunOutcome(state=state, run_dir=run_dir, outputs=outputs, task=task)
+
+
+FINAL_EVAL_FILE = "final_eval.json"
+
+
+def final_evaluation(state: dict[str, Any], task: ResearchTask, run_dir: Path) -> dict[str, Any] | None:
+    """Score the champion on the task's held-out data (only the harness can) and keep the result
+    in ``final_eval.json`` beside the report. Skipped when the champion is unknown."""
+    from autosci_graph.final_eval import run_final_eval
+    from autosci_graph.state import Change
+
+    champion = state.get("champion") or {}
+    if champion.get("metric") is None:
+        return None
+    seeds = champion.get("seeds") or [task.seeds[0] if task.seeds else 0]
+    result = run_final_eval(task, Change(knobs=champion.get("config", {}), diff=champion.get("diff")),
+                            work_dir=run_dir, seed=int(seeds[0]))
+    payload = result.to_state()
+    tmp = run_dir / (FINAL_EVAL_FILE + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    tmp.replace(run_dir / FINAL_EVAL_FILE)
+    return payload
 
 
 def write_outputs(state: dict[str, Any], task: ResearchTask, run_dir: Path) -> dict[str, Path]:
     from autosci_graph.reports import summarize, write_report
 
+    final = run_dir / FINAL_EVAL_FILE
+    if final.is_file():
+        state = {**state, "final_eval": json.loads(final.read_text(encoding="utf-8"))}
     return write_report(summarize(state, task), run_dir)  # type: ignore[arg-type]
 
 

@@ -157,7 +157,7 @@ class Metric(_Frozen):
 
 
 class FinalEval(_Frozen):
-    """A held-out evaluation only the harness runs, on the champion (see tools.final_eval)."""
+    """A held-out evaluation only the harness runs, on the champion (see autosci_graph.final_eval)."""
 
     command: tuple[str, ...]
     #: Files (relative to the task folder) the evaluation needs; they never enter a workspace.

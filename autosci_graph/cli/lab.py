@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import time
 import uuid
@@ -65,6 +66,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             stop_after_no_keep=args.stop_after_no_keep or None, max_tokens=args.max_tokens,
             max_cost_usd=args.max_cost, max_device_seconds=args.max_device_seconds,
         )
+        if args.model:  # fail on a missing provider package before anything is written
+            from autosci_graph.scientists.providers import resolve_model
+
+            resolve_model(args.model, base_url=args.base_url)
+            if args.critic_model:
+                resolve_model(args.critic_model, base_url=args.base_url)
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
         run_dir = Path(args.run_dir or Path("runs") / f"{task.name}-{run_id}").expanduser().resolve()
         if (run_dir / "run.json").exists():
@@ -82,6 +89,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     champ = outcome.state.get("champion") or {}
     print(f"stop: {outcome.state.get('stop_reason')}")
     print(f"champion {task.metric.name}: {champ.get('metric')}  ({champ.get('experiment_id') or 'default configuration'})")
+    final = outcome.run_dir / "final_eval.json"
+    if final.is_file():
+        fe = json.loads(final.read_text(encoding="utf-8"))
+        print(f"held-out {fe.get('metric_name')}: {fe.get('metric')}  ({fe.get('status')})")
     print(f"report: {outcome.outputs['report']}")
     return 0
 
@@ -93,8 +104,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     spec, state = load_state(run_dir)
     outputs = write_outputs(state, spec.task(), run_dir)
     if args.html:
-        from autosci_graph.reports.html import write_html  # type: ignore[import-not-found]
+        from autosci_graph.reports.html import write_html
+        from autosci_graph.runner import FINAL_EVAL_FILE
 
+        final = run_dir / FINAL_EVAL_FILE
+        if final.is_file():
+            state = {**state, "final_eval": json.loads(final.read_text(encoding="utf-8"))}
         outputs["html"] = write_html(state, spec.task(), run_dir)
     for name, path in outputs.items():
         print(f"{name}: {path}")
