@@ -180,6 +180,8 @@ def execute(
             state = graph.get_state(config).values or state
     finally:
         executor.close()
+        if memory is not None and spec.memory:
+            memory.close()  # releases the memory folder's writer lock for the next run
     if final_eval and task.final_eval is not None and state.get("stop_reason"):
         final_evaluation(state, task, run_dir)
     outputs = write_outputs(state, task, run_dir)

@@ -136,7 +136,8 @@ def confirm(runs: list[RunResult], done: int, sigma: float | None = SIGMA, dof: 
 
 
 def test_a_confirmed_candidate_is_promoted_with_its_mean() -> None:
-    g = bar(S.confirm_sigmas, 2) * 1.2
+    # Judged on the fresh seed only (the first run was selected for looking good).
+    g = bar(S.confirm_sigmas, 1) * 1.2 / 0.9
     d = confirm([run(1.0 - g * 1.1, seed=0, eid="x1"), run(1.0 - g * 0.9, seed=1, eid="x1-c2")], 1)
     assert d.outcome == "keep" and d.gain == pytest.approx(g)
     c = d.new_champion
@@ -158,6 +159,14 @@ def test_a_persistent_near_miss_gets_one_more_seed_then_is_discarded() -> None:
     g3 = bar(S.confirm_sigmas, 3) * 0.8
     d = confirm([run(1.0 - g3, seed=s) for s in range(3)], S.max_confirmations)
     assert d.outcome == "discard" and not d.confirm
+
+
+def test_the_selected_first_run_cannot_carry_a_weak_confirmation() -> None:
+    # A lucky first run far above the bar, then a fresh seed that only just beats the champion:
+    # the mean clears the two-run bar, the fresh evidence does not.
+    first, fresh = 1.0 - 5 * bar(S.confirm_sigmas, 2), 1.0 - 0.5 * bar(S.confirm_sigmas, 1)
+    assert (2.0 - first - fresh) / 2 > bar(S.confirm_sigmas, 2)
+    assert confirm([run(first, seed=0), run(fresh, seed=1)], 1).outcome != "keep"
 
 
 def test_a_confirmation_at_noise_level_is_discarded_at_once() -> None:
