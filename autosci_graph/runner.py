@@ -150,7 +150,8 @@ def execute(
 
     task = spec.task()
     settings = spec.lab_settings()
-    if memory is None and spec.memory:
+    own_memory = memory is None and spec.memory
+    if own_memory:
         from autosci_graph.memory.chroma import ChromaMemory
 
         memory = ChromaMemory(spec.memory_path, task=task.name)
@@ -180,7 +181,7 @@ def execute(
             state = graph.get_state(config).values or state
     finally:
         executor.close()
-        if memory is not None and spec.memory:
+        if own_memory:
             memory.close()  # releases the memory folder's writer lock for the next run
     if final_eval and task.final_eval is not None and state.get("stop_reason"):
         final_evaluation(state, task, run_dir)
