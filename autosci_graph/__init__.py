@@ -6,8 +6,7 @@ The public face. Heavy modules (LangGraph, Chroma, torch) load lazily on first u
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from autosci_graph._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -40,19 +39,13 @@ _EXPORTS: dict[str, str] = {
     "InMemoryMemory": "autosci_graph.memory.base",
     "ChromaMemory": "autosci_graph.memory.chroma",
     "MemoryRecord": "autosci_graph.memory.record",
+    "MiniLMEmbeddings": "autosci_graph.memory.embeddings",
+    "search_memory_tool": "autosci_graph.memory.langchain",
+    "make_experiment_tools": "autosci_graph.tools.langchain_tools",
+    "run_final_eval": "autosci_graph.final_eval",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'autosci_graph' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports("autosci_graph", _EXPORTS, globals())

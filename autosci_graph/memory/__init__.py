@@ -8,8 +8,7 @@ nor the model.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from autosci_graph._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "ExperimentMemory": "autosci_graph.memory.base",
@@ -34,14 +33,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'autosci_graph.memory' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports("autosci_graph.memory", _EXPORTS, globals())

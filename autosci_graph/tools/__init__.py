@@ -6,8 +6,7 @@ live in :mod:`autosci_graph.tools.langchain_tools` and load langchain-core when 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from autosci_graph._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "Executor": "autosci_graph.tools.base",
@@ -23,14 +22,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'autosci_graph.tools' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports("autosci_graph.tools", _EXPORTS, globals())
