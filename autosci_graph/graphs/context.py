@@ -49,6 +49,8 @@ class LabSettings:
     #: Stop after this many rounds in a row in which no team got a proposal approved. An idle
     #: round re-runs the champion on a new seed instead (a better noise and champion estimate).
     max_idle_rounds: int = 5
+    #: Idle rounds repeat the champion only until it has been measured on this many seeds.
+    max_champion_seeds: int = 5
 
     # -- noise-aware promotion -----------------------------------------------------------------
     # The authors promote at 2σ. Against a pure-noise metric that let a false champion in during

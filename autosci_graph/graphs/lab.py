@@ -153,7 +153,8 @@ def collect(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         # sharpens both the noise floor and the champion's mean, and lets tired families cool.
         update["idle_rounds"] = state.get("idle_rounds", 0) + 1
         champion = nb.champion
-        if state.get("stop_reason") or champion.metric is None or not can_start(ctx, state):
+        enough = len(champion.seeds) >= ctx.settings.max_champion_seeds
+        if state.get("stop_reason") or champion.metric is None or enough or not can_start(ctx, state):
             return {**update, "inbox": []}
         used = set(champion.seeds) | {s.seed for s in nb.submitted if s.kind == "noise"}
         seed = next((x for x in ctx.task.seeds if x not in used), max(used | {0}) + 1)
