@@ -123,7 +123,8 @@ def share(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
             base = sub.candidate_of or sub.experiment_id
             used = [e.result.seed for e in everything if e.result.experiment_id == base] + [result.seed] + [
                 s.seed for s in subs.values() if s.candidate_of == base]
-            conf = Submission(experiment_id=f"{base}-c{len(used)}", proposal=sub.proposal, seed=_confirmation_seed(ctx, used),
+            n_conf = sum(1 for x in list(subs.values()) + [Submission.model_validate(d) for d in submitted] if x.candidate_of == base)
+            conf = Submission(experiment_id=f"{base}-c{n_conf + 1}", proposal=sub.proposal, seed=_confirmation_seed(ctx, used),
                               kind="confirm", candidate_of=base, change=sub.change)
             ctx.executor.submit(RunRequest(experiment_id=conf.experiment_id, change=conf.change, seed=conf.seed))
             submitted.append(conf.to_state())

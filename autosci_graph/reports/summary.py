@@ -47,18 +47,24 @@ class RunSummary:
         return sum(e.result.duration_s for e in self.entries)
 
     def frontier(self) -> list[tuple[int, float]]:
-        """(experiment index, champion metric) after each experiment that changed the champion."""
+        """(experiment index, champion metric) at the baseline and at each experiment that changed
+        the champion (a keep, or a repeat of the champion that moved its mean)."""
         points: list[tuple[int, float]] = []
         if self.baseline_metric is not None:
             first = max((e.index for e in self.entries if e.kind == "baseline"), default=0)
             points.append((first, self.baseline_metric))
-        for ev in self.events:
-            if ev.get("type") in ("promotion", "remeasure") and ev.get("metric") is not None:
-                idx = next((e.index for e in self.entries if e.result.experiment_id.startswith(str(ev.get("experiment_id") or "\0"))), None)
-                if idx is None:
-                    idx = points[-1][0] if points else 0
-                points.append((idx, float(ev["metric"])))
-        return sorted(points)
+        promotions = iter(ev["metric"] for ev in self.events if ev.get("type") == "promotion" and ev.get("metric") is not None)
+        remeasures = iter(ev["metric"] for ev in self.events if ev.get("type") == "remeasure" and ev.get("metric") is not None)
+        for e in self.entries:
+            source = None
+            if e.outcome == "keep" and e.kind in ("explore", "confirm"):
+                source = promotions
+            elif e.kind == "noise" and e.outcome == "remeasure":
+                source = remeasures
+            value = next(source, None) if source is not None else None
+            if value is not None:
+                points.append((e.index, float(value)))
+        return points
 
 
 def summarize(state: LabState, task: ResearchTask) -> RunSummary:
