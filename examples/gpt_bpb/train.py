@@ -7,6 +7,8 @@ with ``max_steps`` and ``time_budget=0`` on CPU a run is exactly repeatable for 
 
 Data: ``train.bin`` / ``val.bin`` (raw bytes) in ``$AUTOSCI_DATA_DIR``, written by prepare.py.
 Output: JSON lines of the learning curve, then a summary block (``---`` and ``name: value``).
+With ``--score_file=path`` the trained model also scores that file the same way as the validation
+split and reports ``score_bpb`` (how the harness's final evaluation measures held-out text).
 
     python train.py --seed=1 --lr=3e-3 --time_budget=10
 """
@@ -45,6 +47,7 @@ grad_clip = 1.0
 eval_bytes = 32768  # bytes of the validation split scored at the end, in evenly spaced windows
 log_interval = 25
 device = "auto"  # auto | cpu | cuda
+score_file = ""  # if set, also score this raw-byte file after training (the harness's held-out test)
 # -----------------------------------------------------------------------------
 
 
@@ -162,18 +165,18 @@ def lr_at(step, progress):
 
 
 @torch.no_grad()
-def evaluate():
-    """Bits per byte over ``eval_bytes`` of validation text, in non-overlapping windows spread
-    evenly over the split (the same bytes for every configuration with the same block_size)."""
+def evaluate(data):
+    """Bits per byte over ``eval_bytes`` of ``data``, in non-overlapping windows spread evenly
+    over it (the same bytes for every configuration with the same block_size)."""
     model.eval()
     n_windows = max(1, eval_bytes // block_size)
-    stride = (len(val_data) - block_size - 1) / max(1, n_windows - 1)
+    stride = (len(data) - block_size - 1) / max(1, n_windows - 1)
     starts = [int(i * stride) for i in range(n_windows)]
     nats, count = 0.0, 0
     for b in range(0, n_windows, 64):
         ix = starts[b : b + 64]
-        x = torch.stack([val_data[i : i + block_size] for i in ix]).to(device)
-        y = torch.stack([val_data[i + 1 : i + 1 + block_size] for i in ix]).to(device)
+        x = torch.stack([data[i : i + block_size] for i in ix]).to(device)
+        y = torch.stack([data[i + 1 : i + 1 + block_size] for i in ix]).to(device)
         with autocast:
             nats += model(x, y).item()
         count += y.numel()
@@ -214,10 +217,15 @@ if not math.isfinite(train_loss):
     print(f"diverged: loss is {train_loss} at step {step}", flush=True)
     print(f"---\nval_bpb: nan\nsteps: {step}")
     sys.exit(1)
-val_bpb, eval_count = evaluate()
+val_bpb, eval_count = evaluate(val_data)
 print(json.dumps({"step": step, "val_bpb": round(val_bpb, 6)}), flush=True)
+if score_file:
+    with open(score_file, "rb") as fh:
+        score_bpb, _ = evaluate(torch.frombuffer(bytearray(fh.read()), dtype=torch.uint8).long())
 print("---")
 print(f"val_bpb: {val_bpb:.6f}")
+if score_file:
+    print(f"score_bpb: {score_bpb:.6f}")
 print(f"train_loss: {train_loss:.6f}")
 print(f"steps: {step}")
 print(f"tokens_seen: {tokens}")
