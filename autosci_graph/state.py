@@ -200,6 +200,8 @@ class Submission(Record):
     submitted_at: float = Field(default_factory=time.time)
     #: The full change run (champion configuration plus the proposal's overrides).
     change: Change = Field(default_factory=Change)
+    #: The champion's metric when this was submitted: its base, should the champion move meanwhile.
+    base_metric: float | None = None
 
 
 class Usage(Record):

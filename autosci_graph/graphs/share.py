@@ -109,6 +109,14 @@ def share(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
                                           description=sub.proposal.rationale)
         else:
             decision = judge_exploration(ctx.task.metric, ctx.settings, champion, result, sigma, dof, sub.proposal.rationale)
+        rebased = None
+        if sub.kind == "explore" and decision.new_champion is None and can_start(
+                ctx, state, extra_submitted=len(submitted), extra_in_flight=len(submitted)):
+            rebased = _rebase(ctx, sub, result, champion, subs, submitted)
+            if rebased is not None:
+                gain_vs_base = ctx.task.metric.gain(result.metric, sub.base_metric)  # type: ignore[arg-type]
+                decision = Decision("discard", gain_vs_base, f"the champion moved while it ran (gain {gain_vs_base:+.4g} over its own "
+                                    f"base); re-run on the new champion as {rebased.experiment_id}")
         # Confirmations need budget like any experiment; without it a near miss is discarded.
         if decision.confirm and not can_start(ctx, state, extra_submitted=len(submitted), extra_in_flight=len(submitted)):
             decision = Decision("discard", decision.gain, decision.reason + "; no budget left to confirm")
@@ -130,7 +138,12 @@ def share(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
             submitted.append(conf.to_state())
             events.append({"type": "near_miss", "experiment_id": result.experiment_id, "team": sub.proposal.team,
                            "gain": decision.gain, "reason": decision.reason, "at": time.time()})
-        if decision.outcome in ("discard", "crash"):
+        if rebased is not None:
+            ctx.executor.submit(RunRequest(experiment_id=rebased.experiment_id, change=rebased.change, seed=rebased.seed))
+            submitted.append(rebased.to_state())
+            events.append({"type": "rebased", "experiment_id": result.experiment_id, "team": sub.proposal.team,
+                           "new_experiment_id": rebased.experiment_id, "at": time.time()})
+        elif decision.outcome in ("discard", "crash"):
             axis = sub.proposal.axis
             dead_ends.append(DeadEnd(
                 experiment_id=base_id(sub), axis=axis, direction=sub.proposal.direction,
@@ -154,6 +167,27 @@ def share(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     if champion.to_state() != state.get("champion"):
         update["champion"] = champion.to_state()
     return update
+
+
+def _rebase(ctx: LabContext, sub: Submission, result: RunResult, champion: Champion, subs: dict[str, Submission],
+            submitted: list[dict[str, Any]]) -> Submission | None:
+    """A promising exploration that ran on a champion which has since been replaced is re-run
+    on the new champion (parallel teams otherwise judge yesterday's base against today's best)."""
+    from autosci_graph.scientists.knowledge import change_key
+    from autosci_graph.state import Change
+
+    if not result.ok or result.metric is None or sub.base_metric is None or champion.metric is None:
+        return None
+    p = sub.proposal.change
+    current = Change(knobs={**champion.config, **p.knobs}, diff=p.diff or champion.diff, description=sub.change.description)
+    key = change_key(ctx.task, current)
+    if key == change_key(ctx.task, sub.change) or ctx.task.metric.gain(result.metric, sub.base_metric) <= 0:
+        return None  # the champion did not move under it, or it did not beat its own base either
+    pending = list(subs.values()) + [Submission.model_validate(d) for d in submitted]
+    if any(change_key(ctx.task, s.change) == key for s in pending):
+        return None
+    return Submission(experiment_id=f"{sub.experiment_id}-rb", proposal=sub.proposal, seed=sub.seed, kind="explore",
+                      change=current, base_metric=champion.metric)
 
 
 def _same_config(ctx: LabContext, sub: Submission, champion: Champion) -> bool:

@@ -167,7 +167,7 @@ def submit(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         return {"events": [{"type": "duplicate_skipped", "team": state["team_id"], "at": time.time(),
                             "reason": "another team claimed the same configuration this round"}]}
     exp_id = f"{chosen.proposal_id.rsplit('-v', 1)[0]}-{key[:6]}"
-    sub = Submission(experiment_id=exp_id, proposal=chosen, seed=seed, kind="explore", change=change)
+    sub = Submission(experiment_id=exp_id, proposal=chosen, seed=seed, kind="explore", change=change, base_metric=champion.metric)
     ctx.executor.submit(RunRequest(experiment_id=exp_id, change=change, seed=seed))
     return {"submitted": [sub.to_state()]}
 
