@@ -18,6 +18,7 @@ from autosci_graph.graphs.promotion import Decision, judge_confirmation, judge_e
 from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.graphs.teams import update_counters
 from autosci_graph.scientists.knowledge import noise_estimate
+from autosci_graph.scientists.rules import refutes
 from autosci_graph.state import Champion, DeadEnd, ExperimentEntry, RunRequest, RunResult, Submission, Team
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,6 @@ def share(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     events: list[dict[str, Any]] = []
     submitted: list[dict[str, Any]] = []
     logged = {e.result.experiment_id for e in log_entries}
-    n_submitted = len(subs)
 
     for raw in state.get("inbox", []):
         result = compact(RunResult.model_validate(raw))
@@ -143,7 +143,7 @@ def share(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
             submitted.append(rebased.to_state())
             events.append({"type": "rebased", "experiment_id": result.experiment_id, "team": sub.proposal.team,
                            "new_experiment_id": rebased.experiment_id, "at": time.time()})
-        elif decision.outcome in ("discard", "crash"):
+        elif refutes(entry):  # a discarded noise-level gain is a near miss, not a dead end
             axis = sub.proposal.axis
             dead_ends.append(DeadEnd(
                 experiment_id=base_id(sub), axis=axis, direction=sub.proposal.direction,
@@ -154,8 +154,12 @@ def share(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         if team is not None and decision.outcome != "pending_confirmation":
             teams[team.team_id] = update_counters(team, entry)
         _remember(ctx, state, entry, team)
+        if sub.kind == "confirm" and decision.outcome != "pending_confirmation":
+            # The exploration it confirmed was remembered as undecided; give it the verdict too.
+            first = next((e for e in everything if e.result.experiment_id == sub.candidate_of), None)
+            if first is not None:
+                _remember(ctx, state, first.model_copy(update={"outcome": decision.outcome}), team)
 
-    n_submitted += len(submitted)
     update: dict[str, Any] = {
         "log": [e.to_state() for e in new_entries],
         "dead_ends": dead_ends,
