@@ -30,7 +30,9 @@ from autosci_graph.graphs.context import LabContext
 from autosci_graph.graphs.share import share
 from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.graphs.team import build_team_graph
-from autosci_graph.graphs.teams import choose_drafts, exhausted_axes, is_falsified, members_for, new_team, regroup_reason
+from autosci_graph.graphs.teams import (
+    choose_drafts, exhausted_axes, is_falsified, members_for, merge_overlapping, new_team, regroup_reason,
+)
 from autosci_graph.state import Change, Champion, Proposal, RunRequest, Submission, Team
 
 
@@ -85,6 +87,9 @@ def organize(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
             teams[i] = t.model_copy(update={"status": "falsified"})
             events.append({"type": "team_falsified", "team": t.team_id, "hypothesis": t.hypothesis.statement,
                            "support": t.support, "refute": t.refute, "at": time.time(), "at_experiment": len(log)})
+    teams, merges = merge_overlapping(teams)
+    for kept, absorbed in merges:
+        events.append({"type": "teams_merged", "team": kept, "absorbed": absorbed, "at": time.time(), "at_experiment": len(log)})
     since = max([e.get("at_experiment", 0) for e in state.get("events", []) if e.get("type") in ("regroup", "team_formed")] + [0])
     active = [t for t in teams if t.status == "active"]
     why = regroup_reason(log, since, s.n_teams, s) if active else None

@@ -117,3 +117,28 @@ def update_counters(team: Team, entry: ExperimentEntry) -> Team:
         "rotations_since_support": 0 if supported else team.rotations_since_support + 1,
         "experiments": team.experiments + 1,
     })
+
+
+def merge_overlapping(teams: list[Team]) -> tuple[list[Team], list[tuple[str, str]]]:
+    """Merge active teams that mine the same primary axis: the older team absorbs the younger's
+    axes and members (two teams on one axis only repeat each other's experiments). Returns the
+    teams and the (kept, absorbed) pairs."""
+    out = list(teams)
+    merged: list[tuple[str, str]] = []
+    by_axis: dict[str, int] = {}
+    for i, t in enumerate(out):
+        if t.status != "active" or not t.hypothesis.axes:
+            continue
+        primary = t.hypothesis.axes[0]
+        if primary not in by_axis:
+            by_axis[primary] = i
+            continue
+        keep = out[by_axis[primary]]
+        axes = list(dict.fromkeys(keep.hypothesis.axes + t.hypothesis.axes))
+        members = list(dict.fromkeys(keep.members + t.members))
+        out[by_axis[primary]] = keep.model_copy(update={
+            "hypothesis": keep.hypothesis.model_copy(update={"axes": axes}), "members": members,
+            "support": keep.support + t.support, "refute": keep.refute + t.refute})
+        out[i] = t.model_copy(update={"status": "merged"})
+        merged.append((keep.team_id, t.team_id))
+    return out, merged

@@ -238,7 +238,7 @@ def test_regroup_dissolves_the_teams_and_forms_new_ones() -> None:
         after = [f["team"] for f in formed if f["at_experiment"] == rg["at_experiment"] and f["at"] >= rg["at"]]
         assert len(after) == settings.n_teams
         for tid in before:
-            assert teams[tid]["status"] in ("dissolved", "falsified")
+            assert teams[tid]["status"] in ("dissolved", "falsified", "merged")
             assert all(at <= rg["at"] for at in runs.get(tid, []))
     assert sum(t["status"] == "active" for t in teams.values()) == settings.n_teams
 

@@ -188,3 +188,19 @@ def test_new_team_and_members() -> None:
     assert t.team_id == "t7" and t.status == "active" and t.hypothesis.axes == ["lr", "width"]
     assert t.formed_at_experiment == 12 and (t.support, t.refute, t.rotations) == (0, 0, 0)
     assert t.hypothesis.falsification and t.hypothesis.prediction
+
+
+def test_teams_on_one_primary_axis_merge_into_the_older() -> None:
+    from autosci_graph.graphs.teams import merge_overlapping
+    from autosci_graph.state import Hypothesis, Team
+
+    def team(tid: str, axes: list[str], members: list[str], status: str = "active") -> Team:
+        return Team(team_id=tid, members=members, status=status,  # type: ignore[arg-type]
+                    hypothesis=Hypothesis(statement=f"{axes[0]} matters here", prediction="p", falsification="f", axes=axes))
+
+    teams = [team("t1", ["lr", "width"], ["analyst-1"]), team("t2", ["depth"], ["analyst-2"]),
+             team("t3", ["lr", "dropout"], ["analyst-3"]), team("t4", ["depth"], ["analyst-4"], status="falsified")]
+    out, merged = merge_overlapping(teams)
+    assert merged == [("t1", "t3")]
+    assert out[0].hypothesis.axes == ["lr", "width", "dropout"] and out[0].members == ["analyst-1", "analyst-3"]
+    assert out[2].status == "merged" and out[1].status == "active" and out[3].status == "falsified"
