@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from autosci_graph.graphs.state import LabState
-from autosci_graph.reports.summary import RunSummary, fmt, summarize
+from autosci_graph.reports.summary import TIMELINE_EVENTS, RunSummary, fmt, summarize, timeline_text
 from autosci_graph.reports.writer import champion_diff, progress_png
 from autosci_graph.state import ExperimentEntry
 from autosci_graph.task import ResearchTask
@@ -180,14 +180,14 @@ def _teams(s: RunSummary) -> str:
     items = []
     for ev in s.events:
         kind = ev.get("type")
-        if kind not in ("team_formed", "team_falsified", "regroup", "promotion", "stopping"):
+        if kind not in TIMELINE_EVENTS:
             continue
         if "at_experiment" in ev:
             where = f"after {ev['at_experiment']} experiments · "
         else:
             at = index.get(str(ev.get("experiment_id")))
             where = "" if at is None else f"experiment {at} · "
-        what = ev.get("hypothesis") or ev.get("reason") or ""
+        what = timeline_text(ev)
         if kind == "promotion":
             what = f"{ev.get('experiment_id')}: {fmt(ev.get('previous'))} → {fmt(ev.get('metric'))} ({what})"
         items.append(f"<li><small>{_e(where)}</small><span class=ev>{_e(str(kind).replace('_', ' '))}</span> "

@@ -67,6 +67,19 @@ class RunSummary:
         return points
 
 
+#: Events a report's timeline shows.
+TIMELINE_EVENTS = ("team_formed", "team_falsified", "teams_merged", "regroup", "promotion", "rebased", "stopping")
+
+
+def timeline_text(ev: dict[str, Any]) -> str:
+    """What a timeline event says, in words."""
+    if ev.get("type") == "teams_merged":
+        return f"absorbed {ev.get('absorbed')}"
+    if ev.get("type") == "rebased":
+        return f"{ev.get('experiment_id')} re-run on the new champion as {ev.get('new_experiment_id')}"
+    return str(ev.get("hypothesis") or ev.get("reason") or "")
+
+
 def summarize(state: LabState, task: ResearchTask) -> RunSummary:
     nb = Notebook(state, task)
     entries = nb.log

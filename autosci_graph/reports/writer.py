@@ -8,7 +8,7 @@ import io
 import json
 from pathlib import Path
 
-from autosci_graph.reports.summary import RunSummary, fmt
+from autosci_graph.reports.summary import TIMELINE_EVENTS, RunSummary, fmt, timeline_text
 
 #: autoresearch's columns, then ours.
 TSV_COLUMNS = ["commit", "metric", "memory_gb", "status", "description", "team", "hypothesis",
@@ -113,11 +113,11 @@ def report_md(s: RunSummary) -> str:
         lines += ["", "## Dead ends", "", "| experiment | family | value | delta | reason |", "|---|---|---|---|---|"]
         for d in s.dead_ends:
             lines.append(f"| {d.experiment_id} | {d.family} | {d.value} | {fmt(d.delta, 3)} | {d.reason[:90]} |")
-    notable = [ev for ev in s.events if ev.get("type") in ("team_formed", "team_falsified", "regroup", "promotion", "stopping")]
+    notable = [ev for ev in s.events if ev.get("type") in TIMELINE_EVENTS]
     if notable:
         lines += ["", "## Timeline", ""]
         for ev in notable:
-            what = ev.get("hypothesis") or ev.get("reason") or ""
+            what = timeline_text(ev)
             lines.append(f"- {ev['type']} {ev.get('team', '')} {what}".rstrip())
     return "\n".join(lines) + "\n"
 
