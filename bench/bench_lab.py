@@ -73,13 +73,14 @@ def _score(out: dict[str, Any], default: dict[str, Any], target: float | None, t
     if truth is not None:
         values = [truth(c) for c in path]
         false_promotions = sum(1 for a, b in zip([default] + path, path) if a != b and truth(b) >= truth(a))
-    else:  # no ground truth: the champion's measured metric
+    else:  # no ground truth: the champion's measured metric (a mean over its seeds in the lab)
+        promoted = iter(ev["metric"] for ev in out["events"] if ev["type"] == "promotion")
         values, champ = [], None
         for e in log:
             if e.kind == "baseline" and champ is None and e.result.metric is not None:
                 champ = e.result.metric
             if e.outcome == "keep" and e.kind in ("explore", "confirm"):
-                champ = e.champion_metric if False else out["champion"]["metric"] if e is log[-1] else e.result.metric
+                champ = next(promoted, champ)
             values.append(champ if champ is not None else float("inf"))
         false_promotions = None
     to_target = next((i + 1 for i, v in enumerate(values) if target is not None and v <= target), None)
