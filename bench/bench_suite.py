@@ -315,7 +315,8 @@ def summarize(reading: str | None) -> None:
         metric = {"gpt_bpb": "val_bpb", "protein_gb1": "val_spearman", "solubility": "val_rmse"}[name]
         get = lambda k: f.get(f"{name} {k}", "n/a")  # noqa: E731
         yes = get("lab improves on the default (median fresh-seed champion)")
-        improved.append(name) if yes == "yes" else None
+        if yes == "yes":
+            improved.append(name)
         rows.append([name, metric, get(f"default config {metric} (fresh seeds)"),
                      get(f"scratch: median fresh-seed {metric} of champion, lab"),
                      get(f"scratch: median fresh-seed {metric} of champion, single agent"),
