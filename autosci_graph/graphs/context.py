@@ -9,11 +9,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from autosci_graph.errors import SettingsError
 from autosci_graph.scientists.rules import CritiqueRules
 from autosci_graph.task import ResearchTask
+
+#: LangGraph's ``END``, typed as the literal routers return.
+DONE: Literal["__end__"] = "__end__"
 
 if TYPE_CHECKING:
     from autosci_graph.memory.base import ExperimentMemory

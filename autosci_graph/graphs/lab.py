@@ -26,14 +26,14 @@ from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from autosci_graph.graphs.budget import can_start, stop_reason
-from autosci_graph.graphs.context import LabContext
+from autosci_graph.graphs.context import DONE, LabContext
 from autosci_graph.graphs.share import share
 from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.graphs.team import build_team_graph
 from autosci_graph.graphs.teams import (
     choose_drafts, exhausted_axes, is_falsified, members_for, merge_overlapping, new_team, regroup_reason,
 )
-from autosci_graph.state import Change, Champion, Proposal, RunRequest, Submission, Team
+from autosci_graph.state import Change, Champion, Proposal, RunRequest, RunResult, Submission, Team
 
 
 def _emit(event: dict[str, Any]) -> None:
@@ -128,7 +128,7 @@ def dispatch(state: LabState, runtime: Runtime[LabContext]) -> list[Send] | Lite
     nb = Notebook(state, ctx.task)
     in_flight = nb.in_flight
     if state.get("stop_reason") or nb.champion.metric is None:
-        return "collect" if in_flight else END
+        return "collect" if in_flight else DONE
     busy_teams = {s.proposal.team for s in in_flight}
     free = ctx.executor.slots - len(in_flight)
     last_turn: dict[str, float] = {}
@@ -144,7 +144,7 @@ def dispatch(state: LabState, runtime: Runtime[LabContext]) -> list[Send] | Lite
         sends.append(Send("team", {"team_id": team.team_id, "lab": snapshot}))
     if sends:
         return sends
-    return "collect" if in_flight else END
+    return "collect" if in_flight else DONE
 
 
 def collect(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
@@ -175,7 +175,7 @@ def collect(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     for sub in in_flight:
         ctx.executor.submit(RunRequest(experiment_id=sub.experiment_id, change=sub.change, seed=sub.seed))
     ids = [sub.experiment_id for sub in in_flight]
-    done = []
+    done: list[RunResult] = []
     while not done:
         done = ctx.executor.wait(ids, timeout=ctx.poll_s)
     for r in done:
@@ -183,7 +183,7 @@ def collect(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     return {**update, "inbox": [r.to_state() for r in done]}
 
 
-def build_lab_graph() -> StateGraph:
+def build_lab_graph() -> StateGraph[Any, Any, Any, Any]:
     """The uncompiled lab graph; compile it with the checkpointer you want.
 
     Example::

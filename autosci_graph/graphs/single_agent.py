@@ -16,7 +16,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from autosci_graph.graphs.budget import stop_reason
-from autosci_graph.graphs.context import LabContext
+from autosci_graph.graphs.context import DONE, LabContext
 from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.scientists.knowledge import change_key
 from autosci_graph.state import Change, Champion, ExperimentEntry, Hypothesis, Proposal, RunResult, Submission, Team
@@ -80,8 +80,9 @@ def step(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
                             note="strictly better: kept" if better else "not better: reverted")
     update.update(submitted=[sub.to_state()], log=[entry.to_state()], idle_rounds=0)
     if better:
-        update["champion"] = Champion(experiment_id=exp_id, config=dict(change.knobs), diff=change.diff, metric=result.metric,
-                                      seeds=[sub.seed], metrics_by_seed={str(sub.seed): result.metric}, description=d.rationale).to_state()
+        metric = float(result.metric)  # type: ignore[arg-type]  # "better" implies a metric
+        update["champion"] = Champion(experiment_id=exp_id, config=dict(change.knobs), diff=change.diff, metric=metric,
+                                      seeds=[sub.seed], metrics_by_seed={str(sub.seed): metric}, description=d.rationale).to_state()
         update["events"] = [{"type": "promotion", "experiment_id": exp_id, "team": "solo", "metric": result.metric,
                              "previous": champion.metric, "reason": "strictly better", "at": time.time()}]
     return update
@@ -93,10 +94,10 @@ def check(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
 
 
 def route(state: LabState) -> Literal["step", "__end__"]:
-    return END if state.get("stop_reason") else "step"
+    return DONE if state.get("stop_reason") else "step"
 
 
-def build_single_agent_graph() -> StateGraph:
+def build_single_agent_graph() -> StateGraph[Any, Any, Any, Any]:
     """The uncompiled single-agent baseline graph (same context and state shape as the lab).
 
     Example::

@@ -14,7 +14,7 @@ import operator
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from autosci_graph.graphs.context import LabContext
+from autosci_graph.graphs.context import DONE, LabContext
 from autosci_graph.graphs.recall import recall_failures
 from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.scientists.base import RecalledMemory
@@ -144,7 +144,7 @@ def after_critique(state: TeamState, runtime: Runtime[LabContext]) -> Literal["s
         return "submit"
     if state.get("revision", 0) <= runtime.context.settings.max_revisions and state.get("proposals"):
         return "propose"
-    return END
+    return DONE
 
 
 def submit(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
@@ -172,7 +172,7 @@ def submit(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     return {"submitted": [sub.to_state()]}
 
 
-def build_team_graph() -> StateGraph:
+def build_team_graph() -> StateGraph[Any, Any, Any, Any]:
     """The uncompiled team subgraph. Compile it with ``checkpointer=False`` (the lab checkpoints)."""
     g = StateGraph(TeamState, context_schema=LabContext, output_schema=TeamOutput)
     g.add_node("recall", recall)

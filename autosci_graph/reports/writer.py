@@ -54,7 +54,7 @@ def progress_png(s: RunSummary, path: Path) -> None:
         (f"team {t}", [e for e in ok if e.proposal.team == t], colours[t]) for t in teams
     ]:
         if group:
-            ax.scatter([e.index for e in group], [e.result.metric for e in group], s=28, color=colour, label=label,
+            ax.scatter([e.index for e in group], [float(e.result.metric or 0.0) for e in group], s=28, color=colour, label=label,
                        edgecolors=["black" if e.outcome == "keep" and e.kind in ("explore", "confirm") else "none" for e in group])
     frontier = s.frontier()
     if frontier:
@@ -63,7 +63,8 @@ def progress_png(s: RunSummary, path: Path) -> None:
         ax.step(list(xs) + [last], list(ys) + [ys[-1]], where="post", color="crimson", lw=2, label="champion")
     failed = [e for e in s.entries if not e.result.ok]
     if failed and ok:
-        worst = max(e.result.metric for e in ok) if s.task.metric.minimize else min(e.result.metric for e in ok)  # type: ignore[type-var]
+        values = [float(e.result.metric or 0.0) for e in ok]
+        worst = max(values) if s.task.metric.minimize else min(values)
         ax.scatter([e.index for e in failed], [worst] * len(failed), marker="x", color="black", label="failed run")
     ax.set_xlabel("experiment")
     ax.set_ylabel(f"{s.task.metric.name} ({'lower' if s.task.metric.minimize else 'higher'} is better)")

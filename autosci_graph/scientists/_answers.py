@@ -140,15 +140,6 @@ def _votes(drafts: list[HypothesisDraft], ranking: list[int], agents: list[str])
     return votes
 
 
-def _near(a: KnobValue, b: KnobValue) -> bool:
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
-        if a == b:
-            return True
-        scale = max(abs(float(a)), abs(float(b)))
-        return scale > 0 and math.isfinite(scale) and abs(float(a) - float(b)) / scale <= SAME_VALUE_RTOL
-    return str(a) == str(b)
-
-
 def _check_diff(diff: str, task: ResearchTask) -> str | None:
     if not task.editable:
         return "this task accepts no code changes (no editable files); change knobs instead"

@@ -11,6 +11,7 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from autosci_graph.scientists.base import AxisEffect, Knowledge
 from autosci_graph.state import Change, ExperimentEntry
@@ -70,39 +71,40 @@ def noise_estimate(task: ResearchTask, entries: Iterable[ExperimentEntry], *, up
     return sigma, dof
 
 
+@dataclass
+class _Tally:
+    tried: int = 0
+    keeps: int = 0
+    discards: int = 0
+    crashes: int = 0
+    gains: list[float] = field(default_factory=list)
+    by_direction: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+
+
 def axis_effects(entries: Iterable[ExperimentEntry]) -> dict[str, AxisEffect]:
     """Per-axis counts and mean gain (positive = better than the champion of the time)."""
-    stats: dict[str, dict[str, object]] = {}
+    tallies: dict[str, _Tally] = {}
     for e in entries:
         axis = e.proposal.axis
         if not axis or e.proposal.author == "baseline":
             continue
-        s = stats.setdefault(axis, {"tried": 0, "keeps": 0, "discards": 0, "crashes": 0, "gains": [], "dirs": defaultdict(list)})
-        s["tried"] = int(s["tried"]) + 1  # type: ignore[call-overload]
-        if e.outcome == "keep":
-            s["keeps"] = int(s["keeps"]) + 1  # type: ignore[call-overload]
-        elif e.outcome == "crash":
-            s["crashes"] = int(s["crashes"]) + 1  # type: ignore[call-overload]
-        elif e.outcome == "discard":
-            s["discards"] = int(s["discards"]) + 1  # type: ignore[call-overload]
+        t = tallies.setdefault(axis, _Tally())
+        t.tried += 1
+        t.keeps += e.outcome == "keep"
+        t.crashes += e.outcome == "crash"
+        t.discards += e.outcome == "discard"
         if e.gain is not None and math.isfinite(e.gain):
-            s["gains"].append(e.gain)  # type: ignore[union-attr]
-            s["dirs"][e.proposal.direction or "set"].append(e.gain)  # type: ignore[index]
-    out: dict[str, AxisEffect] = {}
-    for axis, s in stats.items():
-        gains: list[float] = s["gains"]  # type: ignore[assignment]
-        dirs: dict[str, list[float]] = s["dirs"]  # type: ignore[assignment]
-        out[axis] = AxisEffect(
-            axis=axis,
-            tried=int(s["tried"]),  # type: ignore[call-overload]
-            keeps=int(s["keeps"]),  # type: ignore[call-overload]
-            discards=int(s["discards"]),  # type: ignore[call-overload]
-            crashes=int(s["crashes"]),  # type: ignore[call-overload]
-            mean_gain=sum(gains) / len(gains) if gains else None,
-            best_gain=max(gains) if gains else None,
-            by_direction={d: sum(v) / len(v) for d, v in dirs.items() if v},
+            t.gains.append(e.gain)
+            t.by_direction[e.proposal.direction or "set"].append(e.gain)
+    return {
+        axis: AxisEffect(
+            axis=axis, tried=t.tried, keeps=t.keeps, discards=t.discards, crashes=t.crashes,
+            mean_gain=sum(t.gains) / len(t.gains) if t.gains else None,
+            best_gain=max(t.gains) if t.gains else None,
+            by_direction={d: sum(v) / len(v) for d, v in t.by_direction.items() if v},
         )
-    return out
+        for axis, t in tallies.items()
+    }
 
 
 def knowledge(task: ResearchTask, entries: Sequence[ExperimentEntry]) -> Knowledge:

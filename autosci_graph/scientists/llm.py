@@ -86,7 +86,7 @@ class UsageMeter:
 
     def record(self, message: AIMessage | None, *, failed: bool) -> Usage:
         """Count one call; ``message`` is ``None`` when the call raised. Returns that call's usage."""
-        meta = (message.usage_metadata if message is not None else None) or {}
+        meta: dict[str, Any] = dict((message.usage_metadata if message is not None else None) or {})
         tokens_in, tokens_out = int(meta.get("input_tokens", 0) or 0), int(meta.get("output_tokens", 0) or 0)
         if message is not None and not meta:
             log.debug("model reply carries no usage_metadata; its tokens are not counted")

@@ -100,11 +100,11 @@ def render_view(view: LabView, settings: PromptSettings = PromptSettings()) -> s
         lines.append("NOISE: not yet estimated")
     if know.effects:
         lines.append("AXIS EFFECTS (gain > 0 is better):")
-        for e in sorted(know.effects.values(), key=lambda e: -(e.mean_gain or float("-inf"))):
-            by_dir = ", ".join(f"{d} {_fmt(g)}" for d, g in e.by_direction.items())
+        for eff in sorted(know.effects.values(), key=lambda x: -(x.mean_gain or float("-inf"))):
+            by_dir = ", ".join(f"{d} {_fmt(g)}" for d, g in eff.by_direction.items())
             lines.append(
-                f"  {e.axis}: tried {e.tried}, keeps {e.keeps}, discards {e.discards}, crashes {e.crashes}, "
-                f"mean gain {_fmt(e.mean_gain) if e.mean_gain is not None else 'n/a'}"
+                f"  {eff.axis}: tried {eff.tried}, keeps {eff.keeps}, discards {eff.discards}, crashes {eff.crashes}, "
+                f"mean gain {_fmt(eff.mean_gain) if eff.mean_gain is not None else 'n/a'}"
                 + (f" ({by_dir})" if by_dir else "")
             )
     lines.append(f"UNTESTED AXES: {', '.join(know.untested_axes) or 'none'}")

@@ -205,9 +205,9 @@ class SearchScientist(Scientist):
             for direction in directions:
                 # A direction that just produced a keep is followed with a doubled step.
                 s = scale * (2.0 if direction == momentum and scale == 1.0 and not bold else 1.0)
-                draft = self._step(view, axis, knob, champ_value, direction, bold, s, failures, eff)
-                if draft is not None and not self._rule_blocked(view, draft):
-                    return draft
+                step = self._step(view, axis, knob, champ_value, direction, bold, s, failures, eff)
+                if step is not None and not self._rule_blocked(view, step):
+                    return step
         return None
 
     @staticmethod
