@@ -22,6 +22,7 @@ import pytest
 from autosci_graph.final_eval import run_final_eval
 from autosci_graph.state import Change
 from autosci_graph.task import load_task
+from tests.support.cli import autosci
 
 pytestmark = pytest.mark.integration
 
@@ -31,17 +32,6 @@ CASES: dict[str, dict[str, Any]] = {
     "protein_gb1": {"fixed": {"max_train": 3000}, "knobs": {"epochs": 2}, "range": (-1.0, 1.0)},
     "solubility": {"fixed": {}, "knobs": {"epochs": 8}, "range": (0.2, 3.0)},
 }
-
-
-def autosci(*args: str, work: Path) -> tuple[int, Any, str]:
-    script = Path(sys.executable).parent / "autosci"
-    cmd = [str(script)] if script.exists() else [sys.executable, "-c", "import sys; from autosci_graph.cli import main; sys.exit(main())"]
-    proc = subprocess.run([*cmd, *args], capture_output=True, text=True, cwd=work, env=os.environ.copy(), timeout=300)
-    try:
-        payload = json.loads(proc.stdout)
-    except ValueError:
-        payload = None
-    return proc.returncode, payload, proc.stderr
 
 
 def sha256(path: Path) -> str:

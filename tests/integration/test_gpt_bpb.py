@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from autosci_graph.task import load_task
+from tests.support.cli import autosci
 
 pytestmark = pytest.mark.integration
 
@@ -25,18 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TASK = ROOT / "examples" / "gpt_bpb"
 #: Exactly repeatable on CPU: a step budget, no wall clock.
 STEPS = ["--fixed", "time_budget=0", "--fixed", "max_steps=15", "--fixed", "eval_bytes=4096"]
-
-
-def autosci(*args: str, work: Path) -> tuple[int, Any, str]:
-    """Run the ``autosci`` command (the console script when installed) and parse its JSON."""
-    script = Path(sys.executable).parent / "autosci"
-    cmd = [str(script)] if script.exists() else [sys.executable, "-c", "import sys; from autosci_graph.cli import main; sys.exit(main())"]
-    proc = subprocess.run([*cmd, *args], capture_output=True, text=True, cwd=work, env=os.environ.copy(), timeout=300)
-    try:
-        payload = json.loads(proc.stdout)
-    except ValueError:
-        payload = None
-    return proc.returncode, payload, proc.stderr
 
 
 def test_run_one_prints_a_finite_val_bpb(tmp_path: Path) -> None:

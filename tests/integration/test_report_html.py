@@ -31,6 +31,7 @@ from autosci_graph.reports.html import write_html
 from autosci_graph.scientists.search import SearchScientist
 from autosci_graph.tools.inprocess import FunctionExecutor
 from bench.synthetic import noisy_loss, synthetic_task
+from tests.support.cli import stop
 
 pytestmark = pytest.mark.integration
 
@@ -118,12 +119,7 @@ def browser() -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port_file.read_text().split()[0]}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
         shutil.rmtree(profile, ignore_errors=True)
 

@@ -22,6 +22,7 @@ import pytest
 
 from autosci_graph.memory.base import ExperimentMemory, InMemoryMemory, MemoryFilter, MemoryRecord
 from autosci_graph.memory.chroma import ChromaMemory
+from tests.support.cli import stop
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 _VENV_BIN = Path(sys.executable).parent  # the `chroma` command installed beside this Python
@@ -57,12 +58,7 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
             time.sleep(0.1)
         yield "127.0.0.1", port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         log.close()
 
 
