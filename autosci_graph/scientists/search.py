@@ -276,9 +276,28 @@ class SearchScientist(Scientist):
 
     # -- critique ----------------------------------------------------------------------------
 
+    @staticmethod
+    def _losing_family(view: LabView, proposal: Proposal, sigma: float | None) -> str | None:
+        """Two clear losses (each worse than 2σ) in this axis+direction since the last keep: the
+        critic stops the family one run before the dead-end rule would."""
+        if not sigma:
+            return None
+        since = max((e.index for e in view.experiments if e.outcome == "keep" and e.kind in ("explore", "confirm")), default=-1)
+        fam = [e for e in view.experiments if e.kind == "explore" and e.index > since
+               and (e.proposal.axis, e.proposal.direction) == (proposal.axis, proposal.direction)]
+        losses = [e for e in fam if e.gain is not None and e.gain < -2 * sigma]
+        if len(losses) >= 2 and len(losses) == len(fam):
+            ids = ", ".join(f"{e.result.experiment_id} ({e.gain:+.3g})" for e in losses)
+            return (f"{proposal.axis}/{proposal.direction} lost clearly twice since the last keep ({ids}; 2σ = "
+                    f"{2 * sigma:.3g}); a third move the same way is predicted to lose")
+        return None
+
     def critique(self, view: LabView, *, proposal: Proposal, reviewer: str, recalled: list[RecalledMemory]) -> CritiqueReply:
         task = view.task
         sigma = view.knowledge.noise_sigma
+        losing = self._losing_family(view, proposal, sigma)
+        if losing:
+            return CritiqueReply(review=ReviewDraft(approve=False, reason=losing))
         cfg = full_config(task, proposal.change.model_copy(update={"knobs": {**view.champion.config, **proposal.change.knobs}}))
         neighbours: list[tuple[float, float, str]] = []
         for e in view.experiments:

@@ -171,8 +171,9 @@ def test_propose_is_a_pure_function_of_the_state() -> None:
 
 
 def test_critique_rejects_what_the_surrogate_predicts_will_lose() -> None:
-    # Two close neighbours of lr=2.1e-3 both lost far more than 2σ.
-    log = [entry(0, "lr", "increase", {"lr": 0.002}, gain=-0.5), entry(1, "lr", "increase", {"lr": 0.0022}, gain=-0.4)]
+    # Two close neighbours of lr=2.1e-3 both lost far more than 2σ (reached from the other side,
+    # so it is the surrogate that objects, not the losing-family check).
+    log = [entry(0, "lr", "decrease", {"lr": 0.002}, gain=-0.5), entry(1, "lr", "decrease", {"lr": 0.0022}, gain=-0.4)]
     v = view(TASK, log, know=Knowledge(noise_sigma=0.01, noise_samples=3))
     reply = SCI.critique(v, proposal=proposal("lr", "increase", {"lr": 0.0021}), reviewer="analyst-2", recalled=[])
     assert reply.review is not None and reply.review.approve is False
@@ -203,3 +204,19 @@ def test_critique_compares_on_the_current_champion() -> None:
     v = view(TASK, log, champ=champion(TASK, width=512), know=Knowledge(noise_sigma=0.01, noise_samples=3))
     r = SCI.critique(v, proposal=proposal("lr", "increase", {"lr": 0.0021}), reviewer="analyst-2", recalled=[]).review
     assert r is not None and r.approve
+
+
+def test_the_critic_stops_a_family_after_two_clear_losses() -> None:
+    task = make_synth_task()
+    sci = SearchScientist()
+    know = Knowledge(noise_sigma=0.01, noise_samples=4)
+    p = proposal("lr", "increase", {"lr": 0.02}, pid="new")
+    two_losses = view(task, [entry(0, gain=-0.05, knobs={"lr": 0.004}), entry(1, gain=-0.08, knobs={"lr": 0.006})], know=know)
+    review = sci.critique(two_losses, proposal=p, reviewer="analyst-2", recalled=[]).review
+    assert review is not None and not review.approve and "e0" in review.reason and "e1" in review.reason
+    # A loss within 2σ does not count, and a keep since then starts the family afresh.
+    mild = view(task, [entry(0, gain=-0.05, knobs={"lr": 0.004}), entry(1, gain=-0.01, knobs={"lr": 0.006})], know=know)
+    assert sci._losing_family(mild, p, 0.01) is None
+    after_keep = view(task, [entry(0, gain=-0.05, knobs={"lr": 0.004}), entry(1, gain=-0.08, knobs={"lr": 0.006}),
+                             entry(2, "width", gain=0.1, outcome="keep", knobs={"width": 64})], know=know)
+    assert sci._losing_family(after_keep, p, 0.01) is None
