@@ -1,5 +1,8 @@
 """Budgets and stopping. No budget is ever exceeded: an experiment starts only when the worst
-case (its full time budget) still fits the device-seconds budget and the deadline."""
+case (its full time budget) still fits the device-seconds budget and the deadline.
+
+``can_start`` runs for every dispatch and every confirmation, so it reads the few raw fields it
+needs from the state instead of parsing the whole notebook."""
 
 from __future__ import annotations
 
@@ -7,11 +10,16 @@ import math
 import time
 
 from autosci_graph.graphs.context import LabContext
-from autosci_graph.graphs.state import LabState, Notebook
+from autosci_graph.graphs.state import LabState, Notebook, finished_ids
 
 
-def _device_seconds(nb: Notebook) -> float:
-    return sum(e.result.duration_s for e in nb.log)
+def _device_seconds(state: LabState) -> float:
+    return sum(max(0.0, d["result"]["ended_at"] - d["result"]["started_at"]) for d in state.get("log", []))
+
+
+def _in_flight(state: LabState) -> int:
+    done = finished_ids(state)
+    return sum(1 for d in state.get("submitted", []) if d["experiment_id"] not in done)
 
 
 def experiments_left(ctx: LabContext, state: LabState) -> int | None:
@@ -22,14 +30,13 @@ def experiments_left(ctx: LabContext, state: LabState) -> int | None:
 def can_start(ctx: LabContext, state: LabState, *, extra_submitted: int = 0, extra_in_flight: int = 0) -> bool:
     """Whether one more experiment may start now without any budget being exceeded."""
     s = ctx.settings
-    nb = Notebook(state, ctx.task)
     left = experiments_left(ctx, state)
     if left is not None and left - extra_submitted <= 0:
         return False
     worst = ctx.task.timeout
     if s.max_device_seconds is not None:
-        reserved = (len(nb.in_flight) + extra_in_flight + 1) * worst
-        if _device_seconds(nb) + reserved > s.max_device_seconds:
+        reserved = (_in_flight(state) + extra_in_flight + 1) * worst
+        if _device_seconds(state) + reserved > s.max_device_seconds:
             return False
     if s.deadline is not None and time.time() + worst > s.deadline:
         return False
@@ -73,7 +80,7 @@ def stop_reason(ctx: LabContext, state: LabState) -> str | None:
             since_keep += e.kind == "explore"
         if since_keep >= s.stop_after_no_keep:
             return f"no keep in the last {since_keep} explorations"
-    if s.max_device_seconds is not None and _device_seconds(nb) + ctx.task.timeout > s.max_device_seconds:
+    if s.max_device_seconds is not None and _device_seconds(state) + ctx.task.timeout > s.max_device_seconds:
         return f"device-seconds budget ({s.max_device_seconds:g} s) cannot fit another experiment"
     if s.deadline is not None and time.time() + ctx.task.timeout > s.deadline:
         return "deadline: another experiment could not finish before it"

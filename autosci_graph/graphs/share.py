@@ -17,18 +17,16 @@ from autosci_graph.graphs.context import LabContext
 from autosci_graph.graphs.promotion import Decision, judge_confirmation, judge_exploration
 from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.graphs.teams import update_counters
-from autosci_graph.scientists.knowledge import noise_estimate
+from autosci_graph.scientists.knowledge import change_key, noise_estimate
 from autosci_graph.scientists.rules import refutes
-from autosci_graph.state import Champion, DeadEnd, ExperimentEntry, RunRequest, RunResult, Submission, Team
+from autosci_graph.state import Change, Champion, DeadEnd, ExperimentEntry, RunRequest, RunResult, Submission, Team
 
 log = logging.getLogger(__name__)
 
 
-def _confirmation_seed(ctx: LabContext, used: list[int]) -> int:
-    for s in ctx.task.seeds:
-        if s not in used:
-            return s
-    return max(used + [0]) + 1
+def _confirmation_seed(ctx: LabContext, used: set[int]) -> int:
+    """The first task seed the candidate has not run on."""
+    return next((s for s in ctx.task.seeds if s not in used), max(used | {0}) + 1)
 
 
 def _remember(ctx: LabContext, state: LabState, entry: ExperimentEntry, team: Team | None) -> None:
@@ -57,7 +55,7 @@ def share(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     new_entries: list[ExperimentEntry] = []
     dead_ends: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
-    submitted: list[dict[str, Any]] = []
+    submitted: list[Submission] = []  # submitted by this step (also added to ``subs``)
     logged = {e.result.experiment_id for e in log_entries}
 
     for raw in state.get("inbox", []):
@@ -101,9 +99,7 @@ def share(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
 
         sigma, dof = noise_estimate(ctx.task, everything + [_provisional(index, result, sub)], upper=False)
         if sub.kind == "confirm" and sub.candidate_of:
-            runs = [e.result for e in everything if e.result.experiment_id == sub.candidate_of or
-                    (subs.get(e.result.experiment_id) and subs[e.result.experiment_id].candidate_of == sub.candidate_of)]
-            runs.append(result)
+            runs = [e.result for e in everything if base_id(subs[e.result.experiment_id]) == sub.candidate_of] + [result]
             decision = judge_confirmation(ctx.task.metric, ctx.settings, champion, runs, sigma, dof,
                                           confirmations_done=len(runs) - 1, candidate_id=sub.candidate_of,
                                           description=sub.proposal.rationale)
@@ -112,7 +108,7 @@ def share(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         rebased = None
         if sub.kind == "explore" and decision.new_champion is None and can_start(
                 ctx, state, extra_submitted=len(submitted), extra_in_flight=len(submitted)):
-            rebased = _rebase(ctx, sub, result, champion, subs, submitted)
+            rebased = _rebase(ctx, sub, result, champion, subs)
             if rebased is not None:
                 gain_vs_base = ctx.task.metric.gain(result.metric, sub.base_metric)  # type: ignore[arg-type]
                 decision = Decision("discard", gain_vs_base, f"the champion moved while it ran (gain {gain_vs_base:+.4g} over its own "
@@ -128,19 +124,15 @@ def share(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
             events.append({"type": "promotion", "experiment_id": champion.experiment_id, "team": sub.proposal.team,
                            "metric": champion.metric, "previous": before, "reason": decision.reason, "at": time.time()})
         if decision.confirm:
-            base = sub.candidate_of or sub.experiment_id
-            used = [e.result.seed for e in everything if e.result.experiment_id == base] + [result.seed] + [
-                s.seed for s in subs.values() if s.candidate_of == base]
-            n_conf = sum(1 for x in list(subs.values()) + [Submission.model_validate(d) for d in submitted] if x.candidate_of == base)
-            conf = Submission(experiment_id=f"{base}-c{n_conf + 1}", proposal=sub.proposal, seed=_confirmation_seed(ctx, used),
-                              kind="confirm", candidate_of=base, change=sub.change)
-            ctx.executor.submit(RunRequest(experiment_id=conf.experiment_id, change=conf.change, seed=conf.seed))
-            submitted.append(conf.to_state())
+            base = base_id(sub)
+            family = [s for s in subs.values() if base_id(s) == base]
+            conf = Submission(experiment_id=f"{base}-c{len(family)}", proposal=sub.proposal,
+                              seed=_confirmation_seed(ctx, {s.seed for s in family}), kind="confirm", candidate_of=base, change=sub.change)
+            _submit(ctx, conf, subs, submitted)
             events.append({"type": "near_miss", "experiment_id": result.experiment_id, "team": sub.proposal.team,
                            "gain": decision.gain, "reason": decision.reason, "at": time.time()})
         if rebased is not None:
-            ctx.executor.submit(RunRequest(experiment_id=rebased.experiment_id, change=rebased.change, seed=rebased.seed))
-            submitted.append(rebased.to_state())
+            _submit(ctx, rebased, subs, submitted)
             events.append({"type": "rebased", "experiment_id": result.experiment_id, "team": sub.proposal.team,
                            "new_experiment_id": rebased.experiment_id, "at": time.time()})
         elif refutes(entry):  # a discarded noise-level gain is a near miss, not a dead end
@@ -164,7 +156,7 @@ def share(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         "log": [e.to_state() for e in new_entries],
         "dead_ends": dead_ends,
         "events": events,
-        "submitted": submitted,
+        "submitted": [x.to_state() for x in submitted],
         "teams": [t.to_state() for t in teams.values()],
         "inbox": [],
     }
@@ -173,13 +165,15 @@ def share(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     return update
 
 
-def _rebase(ctx: LabContext, sub: Submission, result: RunResult, champion: Champion, subs: dict[str, Submission],
-            submitted: list[dict[str, Any]]) -> Submission | None:
+def _submit(ctx: LabContext, sub: Submission, subs: dict[str, Submission], submitted: list[Submission]) -> None:
+    ctx.executor.submit(RunRequest(experiment_id=sub.experiment_id, change=sub.change, seed=sub.seed))
+    subs[sub.experiment_id] = sub
+    submitted.append(sub)
+
+
+def _rebase(ctx: LabContext, sub: Submission, result: RunResult, champion: Champion, subs: dict[str, Submission]) -> Submission | None:
     """A promising exploration that ran on a champion which has since been replaced is re-run
     on the new champion (parallel teams otherwise judge yesterday's base against today's best)."""
-    from autosci_graph.scientists.knowledge import change_key
-    from autosci_graph.state import Change
-
     if not result.ok or result.metric is None or sub.base_metric is None or champion.metric is None:
         return None
     p = sub.proposal.change
@@ -187,17 +181,13 @@ def _rebase(ctx: LabContext, sub: Submission, result: RunResult, champion: Champ
     key = change_key(ctx.task, current)
     if key == change_key(ctx.task, sub.change) or ctx.task.metric.gain(result.metric, sub.base_metric) <= 0:
         return None  # the champion did not move under it, or it did not beat its own base either
-    pending = list(subs.values()) + [Submission.model_validate(d) for d in submitted]
-    if any(change_key(ctx.task, s.change) == key for s in pending):
+    if any(change_key(ctx.task, s.change) == key for s in subs.values()):
         return None
     return Submission(experiment_id=f"{sub.experiment_id}-rb", proposal=sub.proposal, seed=sub.seed, kind="explore",
                       change=current, base_metric=champion.metric)
 
 
 def _same_config(ctx: LabContext, sub: Submission, champion: Champion) -> bool:
-    from autosci_graph.scientists.knowledge import change_key
-    from autosci_graph.state import Change
-
     return change_key(ctx.task, sub.change) == change_key(ctx.task, Change(knobs=dict(champion.config), diff=champion.diff))
 
 

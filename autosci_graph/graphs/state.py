@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Annotated, Any, TypedDict
 
 from autosci_graph.scientists.base import LabView
@@ -54,42 +55,33 @@ class LabState(TypedDict, total=False):
     stop_reason: str | None
 
 
-class TeamState(LabState, total=False):
-    """Input of one team branch: the lab state plus which team it is."""
-
-    team_id: str
-
-
-class TeamOutput(TypedDict, total=False):
-    """What a team branch hands back to the lab (keys with reducers only)."""
-
-    submitted: Annotated[list[dict[str, Any]], operator.add]
-    reviews: Annotated[list[dict[str, Any]], operator.add]
-    events: Annotated[list[dict[str, Any]], operator.add]
-    usage: Annotated[dict[str, Any], add_usage]
+def finished_ids(state: LabState) -> set[str]:
+    """Experiment ids already in the log (cheap: no record parsing)."""
+    return {d["result"]["experiment_id"] for d in state.get("log", [])}
 
 
 @dataclass(frozen=True)
 class Notebook:
-    """Typed, read-only access to a :class:`LabState`."""
+    """Typed, read-only access to a :class:`LabState`. Records are parsed once per notebook
+    (nodes read the log several times per step)."""
 
     state: LabState
     task: ResearchTask
 
-    @property
+    @cached_property
     def log(self) -> list[ExperimentEntry]:
         return [ExperimentEntry.model_validate(d) for d in self.state.get("log", [])]
 
-    @property
+    @cached_property
     def submitted(self) -> list[Submission]:
         return [Submission.model_validate(d) for d in self.state.get("submitted", [])]
 
-    @property
+    @cached_property
     def in_flight(self) -> list[Submission]:
-        done = {d["result"]["experiment_id"] for d in self.state.get("log", [])}
+        done = finished_ids(self.state)
         return [s for s in self.submitted if s.experiment_id not in done]
 
-    @property
+    @cached_property
     def teams(self) -> list[Team]:
         return [Team.model_validate(d) for d in self.state.get("teams", [])]
 
@@ -97,14 +89,14 @@ class Notebook:
     def active_teams(self) -> list[Team]:
         return [t for t in self.teams if t.status == "active"]
 
-    @property
+    @cached_property
     def champion(self) -> Champion:
         c = self.state.get("champion")
         if c is None:
             return Champion(experiment_id=None, config=self.task.default_config())
         return Champion.model_validate(c)
 
-    @property
+    @cached_property
     def dead_ends(self) -> list[DeadEnd]:
         return [DeadEnd.model_validate(d) for d in self.state.get("dead_ends", [])]
 
@@ -135,6 +127,3 @@ class Notebook:
             feedback=feedback or [],
         )
 
-
-def teams_update(teams: list[Team]) -> list[dict[str, Any]]:
-    return [t.to_state() for t in teams]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from autosci_graph.scientists.base import LabView, RecalledMemory
-from autosci_graph.scientists.knowledge import change_key, full_config
+from autosci_graph.scientists.knowledge import change_key
 from autosci_graph.state import Change, ExperimentEntry, Proposal, Review
 from autosci_graph.task import KnobValue, ResearchTask
 
@@ -132,17 +132,3 @@ def _failed_range_hit(p: Proposal, view: LabView, recalled: list[RecalledMemory]
         if new is not None and champ is not None and failed is not None and _inside_failed_range(p.direction, new, champ, failed):
             return f"Memory holds a similar failure, {m.experiment_id} ({axis}={m.knobs.get(axis)}, {m.status or m.outcome})."
     return None
-
-
-def family_counts(view: LabView) -> dict[tuple[str, str], tuple[int, int]]:
-    """(discards, keeps) per axis+direction family among explorations."""
-    out: dict[tuple[str, str], tuple[int, int]] = {}
-    for e in view.experiments:
-        if e.kind != "explore" or not e.proposal.axis or not e.proposal.direction:
-            continue
-        d, k = out.get((e.proposal.axis, e.proposal.direction), (0, 0))
-        out[(e.proposal.axis, e.proposal.direction)] = (d + (e.outcome in ("discard", "crash")), k + (e.outcome == "keep"))
-    return out
-
-
-__all__ = ["CritiqueRules", "auto_review", "family_counts", "full_config"]

@@ -32,7 +32,8 @@ from autosci_graph.scientists.base import (
     Scientist,
 )
 from autosci_graph.scientists.knowledge import full_config
-from autosci_graph.state import Direction, Proposal, Team
+from autosci_graph.scientists.rules import auto_review
+from autosci_graph.state import Change, Direction, Proposal, Team
 from autosci_graph.task import CategoricalKnob, FloatKnob, IntKnob, Knob, KnobValue
 
 _NORMAL_STEP = {"log": 2.0, "linear": 0.15}
@@ -267,9 +268,6 @@ class SearchScientist(Scientist):
 
     def _rule_blocked(self, view: LabView, d: ProposalDraft) -> bool:
         """Skip drafts that the automatic rules will certainly reject (saves a revision)."""
-        from autosci_graph.scientists.rules import auto_review
-        from autosci_graph.state import Change
-
         probe = Proposal(proposal_id="probe", author="search", team="", axis=d.axis, direction=d.direction,
                          change=Change(knobs=d.knobs), what_is_different=d.what_is_different)
         return auto_review(probe, view) is not None

@@ -6,7 +6,7 @@ import pytest
 from lab_helpers import champion, dead_end, entry, make_synth_task, proposal, view
 
 from autosci_graph.scientists.base import RecalledMemory
-from autosci_graph.scientists.rules import CritiqueRules, auto_review, family_counts, refutes
+from autosci_graph.scientists.rules import CritiqueRules, auto_review, refutes
 from autosci_graph.state import Change
 
 TASK = make_synth_task()
@@ -172,16 +172,6 @@ def test_refutes() -> None:
     assert not refutes(entry(0, outcome="discard", gain=0.01))
     assert not refutes(entry(0, outcome="keep", gain=0.5))
     assert not refutes(entry(0, outcome="pending_confirmation", gain=-0.5))
-
-
-def test_family_counts() -> None:
-    log = [entry(0, "lr", "increase", {"lr": 0.002}), entry(1, "lr", "increase", {"lr": 0.003}, outcome="keep", gain=1.0),
-           entry(2, "lr", "increase", {"lr": 0.004}, outcome="crash", gain=None, status="crash"),
-           entry(3, "width", "decrease", {"width": 16}), entry(4, None, None, {}, kind="noise", outcome="remeasure")]
-    assert family_counts(view(TASK, log)) == {("lr", "increase"): (2, 1), ("width", "decrease"): (1, 0)}
-
-
-# -- failed range ------------------------------------------------------------------------------
 
 
 def test_a_value_at_or_beyond_a_recorded_failure_is_in_the_failed_range() -> None:
