@@ -45,7 +45,8 @@ def register(subparsers: Any) -> None:
     r.set_defaults(handler=reproduce)
 
 
-def _pairs(items: list[str], flag: str) -> dict[str, str]:
+def parse_pairs(items: list[str], flag: str) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; a malformed item names the flag."""
     out: dict[str, str] = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -79,11 +80,11 @@ def _execute(task: ResearchTask, change: Change, seed: int, work_dir: Path, thre
 def run_one(args: argparse.Namespace) -> int:
     """Handler of ``autosci run-one``."""
     task = load_task(args.task_dir)
-    fixed = {k: parse_literal(v) for k, v in _pairs(args.fixed, "--fixed").items()}
+    fixed = {k: parse_literal(v) for k, v in parse_pairs(args.fixed, "--fixed").items()}
     if fixed:
         task = task.with_fixed(**fixed)
     try:
-        knobs = task.validate_overrides(_pairs(args.knobs, "--set"))
+        knobs = task.validate_overrides(parse_pairs(args.knobs, "--set"))
     except ValueError as exc:
         raise AutosciError(f"--set: {exc}", code=ErrorCode.INVALID_CHANGE) from None
     diff = None

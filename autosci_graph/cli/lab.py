@@ -9,6 +9,7 @@ import time
 import uuid
 from pathlib import Path
 
+from autosci_graph.cli.experiment import parse_literal, parse_pairs
 from autosci_graph.errors import SettingsError
 
 
@@ -21,25 +22,6 @@ def parse_duration(text: str) -> float:
     if not parts or "".join(a + b for a, b in parts) != t:
         raise SettingsError(f"--deadline {text!r}: expected a duration like 90s, 10m, 1h30m or 2h")
     return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
-
-
-def _parse_pairs(pairs: list[str], flag: str) -> dict[str, str]:
-    out = {}
-    for p in pairs:
-        if "=" not in p:
-            raise SettingsError(f"{flag} {p!r}: expected KEY=VALUE")
-        k, v = p.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
-
-
-def _coerce(v: str) -> object:
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return v
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -59,7 +41,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from autosci_graph.task import load_task
 
         task = load_task(args.task_dir)
-        fixed = {k: _coerce(v) for k, v in _parse_pairs(args.fixed or [], "--fixed").items()}
+        fixed = {k: parse_literal(v) for k, v in parse_pairs(args.fixed or [], "--fixed").items()}
         settings = LabSettings(
             n_teams=args.teams, max_experiments=args.max_experiments,
             deadline=time.time() + parse_duration(args.deadline) if args.deadline else None,

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from autosci_graph.reports.summary import TIMELINE_EVENTS, RunSummary, fmt, timeline_text
 
-#: autoresearch's columns, then ours.
+#: autoresearch's columns (``commit`` holds the experiment id: each experiment is its own
+#: workspace, not a git commit; ``metric`` is named after the task's metric), then ours.
 TSV_COLUMNS = ["commit", "metric", "memory_gb", "status", "description", "team", "hypothesis",
-               "experiment_id", "kind", "seed", "gain", "outcome", "run_status", "duration_s"]
+               "kind", "seed", "gain", "outcome", "run_status", "duration_s"]
 
 
 def _status(outcome: str) -> str:
@@ -32,7 +33,7 @@ def results_tsv(s: RunSummary) -> str:
         w.writerow([
             e.result.experiment_id, fmt(e.result.metric, 6), f"{mem:.1f}",
             _status(e.outcome), (e.proposal.rationale or e.result.change.description or "").replace("\t", " ").replace("\n", " "),
-            e.proposal.team or "-", hyp.get(e.proposal.team, "").replace("\t", " "), e.result.experiment_id, e.kind, e.result.seed,
+            e.proposal.team or "-", hyp.get(e.proposal.team, "").replace("\t", " "), e.kind, e.result.seed,
             fmt(e.gain, 4), e.outcome, e.result.status, f"{e.result.duration_s:.1f}",
         ])
     return buf.getvalue()

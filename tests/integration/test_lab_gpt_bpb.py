@@ -47,7 +47,7 @@ def test_lab_improves_gpt_bpb_and_records_everything(tmp_path: Path) -> None:
 
     with open(run_dir / "results.tsv", newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
-    assert {r["experiment_id"] for r in rows} == {e["result"]["experiment_id"] for e in log}
+    assert [r["commit"] for r in rows] == [e["result"]["experiment_id"] for e in log]
     assert rows[0].keys() >= {"commit", "val_bpb", "memory_gb", "status", "description", "team", "hypothesis"}
 
     memory = ChromaMemory(mem_dir, task="gpt_bpb")

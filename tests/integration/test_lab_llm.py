@@ -108,7 +108,10 @@ def test_llm_lab_end_to_end(tmp_path: Path) -> None:
     assert rejected, "the scripted critic should have rejected the width proposals"
     explore = [s for s in out["submitted"] if s["kind"] == "explore"]
     assert explore and all("width" not in s["proposal"]["change"]["knobs"] for s in explore)
-    assert all(r["reviewer"] != next(s["proposal"]["author"] for s in explore) for r in out["reviews"] if r["approve"])
+    # Every critique came from an analyst, never from the experimenter who wrote the proposal.
+    assert {r["reviewer"] for r in out["reviews"] if r["reviewer"] != "rules"} <= {"analyst-1", "analyst-2"}
+    authors = {s["proposal"]["proposal_id"]: s["proposal"]["author"] for s in explore}
+    assert all(authors[r["proposal_id"]] != r["reviewer"] for r in out["reviews"] if r["proposal_id"] in authors)
 
     # The malformed first answer was repaired (counted as a failed call) and the run went on.
     assert out["usage"]["failed_calls"] >= 1
