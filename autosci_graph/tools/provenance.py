@@ -19,6 +19,7 @@ import sys
 import threading
 from pathlib import Path
 
+from autosci_graph._hashing import update_from_file
 from autosci_graph.tools.slots import Slot
 
 log = logging.getLogger(__name__)
@@ -85,9 +86,7 @@ def hash_folder(folder: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in BOOKKEEPING_FILES):
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
+        update_from_file(digest, path)
         digest.update(b"\0")
     return "sha256:" + digest.hexdigest()
 
