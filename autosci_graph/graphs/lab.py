@@ -44,14 +44,17 @@ def _emit(event: dict[str, Any]) -> None:
         pass  # called outside a graph run (unit tests of a node)
 
 
-def _baseline(ctx: LabContext, run_id: str) -> list[Submission]:
-    """Repeat runs of the default configuration: the first champion and the first noise sample."""
+def _baseline(ctx: LabContext, state: LabState, run_id: str) -> list[Submission]:
+    """Repeat runs of the default configuration: the first champion and the first noise sample.
+    Like any experiment, a baseline run starts only if the budgets can take its worst case."""
     seeds = list(ctx.task.seeds) or [0]
     while len(seeds) < ctx.settings.baseline_seeds:
         seeds.append(max(seeds) + 1)
     change = Change(knobs=ctx.task.default_config(), description="task default configuration")
-    subs = []
+    subs: list[Submission] = []
     for seed in seeds[: ctx.settings.baseline_seeds]:
+        if not can_start(ctx, state, extra_submitted=len(subs), extra_in_flight=len(subs)):
+            break
         exp_id = f"{run_id}-base-s{seed}"
         proposal = Proposal(proposal_id=exp_id, author="baseline", team="", axis=None, direction=None, change=Change(),
                             rationale="default configuration")
@@ -70,7 +73,10 @@ def organize(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         run_id = state.get("run_id") or uuid.uuid4().hex[:8]
         update.update(run_id=run_id, task_name=ctx.task.name, started_at=time.time(),
                       champion=Champion(experiment_id=None, config=ctx.task.default_config()).to_state())
-        update["submitted"] = [sub.to_state() for sub in _baseline(ctx, run_id)]
+        baseline = _baseline(ctx, state, run_id)
+        update["submitted"] = [sub.to_state() for sub in baseline]
+        if not baseline:
+            update["stop_reason"] = "the budgets cannot fit one run of the default configuration"
         state = {**state, **update}  # type: ignore[typeddict-item]
     reason = state.get("stop_reason") or stop_reason(ctx, state)
     if reason:

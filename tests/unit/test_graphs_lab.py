@@ -247,3 +247,11 @@ def test_the_builder_is_uncompiled() -> None:
     g = build_lab_graph()
     assert not hasattr(g, "invoke")
     assert {"organize", "team", "collect", "share"} <= set(g.nodes)
+
+
+def test_a_budget_too_small_for_the_baseline_runs_nothing() -> None:
+    # One run may take the task's whole timeout (5 s): a 4 s device budget cannot fit one.
+    settings = LabSettings(n_teams=2, max_experiments=10, max_device_seconds=4.0)
+    final, _ = run_lab(TASK, synth_loss(), SearchScientist(), settings, slots=1)
+    assert final["submitted"] == [] and final["log"] == []
+    assert final["stop_reason"] == "the budgets cannot fit one run of the default configuration"
