@@ -211,13 +211,18 @@ def final_evaluation(state: dict[str, Any], task: ResearchTask, run_dir: Path) -
     return payload
 
 
+def with_final_eval(state: dict[str, Any], run_dir: Path) -> dict[str, Any]:
+    """The state with the held-out result of its run directory (if any) under ``final_eval``."""
+    final = run_dir / FINAL_EVAL_FILE
+    if not final.is_file():
+        return state
+    return {**state, "final_eval": json.loads(final.read_text(encoding="utf-8"))}
+
+
 def write_outputs(state: dict[str, Any], task: ResearchTask, run_dir: Path) -> dict[str, Path]:
     from autosci_graph.reports import summarize, write_report
 
-    final = run_dir / FINAL_EVAL_FILE
-    if final.is_file():
-        state = {**state, "final_eval": json.loads(final.read_text(encoding="utf-8"))}
-    return write_report(summarize(state, task), run_dir)  # type: ignore[arg-type]
+    return write_report(summarize(with_final_eval(state, run_dir), task), run_dir)  # type: ignore[arg-type]
 
 
 def load_state(run_dir: Path) -> tuple[RunSpec, dict[str, Any]]:

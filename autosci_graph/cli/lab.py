@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import time
 import uuid
@@ -27,7 +26,7 @@ def parse_duration(text: str) -> float:
 def cmd_run(args: argparse.Namespace) -> int:
     from autosci_graph.cli.live import LiveView
     from autosci_graph.graphs.context import LabSettings
-    from autosci_graph.runner import RunSpec, execute, settings_dict
+    from autosci_graph.runner import RunSpec, execute, settings_dict, with_final_eval
 
     if args.resume:
         run_dir = Path(args.resume).expanduser().resolve()
@@ -71,9 +70,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     champ = outcome.state.get("champion") or {}
     print(f"stop: {outcome.state.get('stop_reason')}")
     print(f"champion {task.metric.name}: {champ.get('metric')}  ({champ.get('experiment_id') or 'default configuration'})")
-    final = outcome.run_dir / "final_eval.json"
-    if final.is_file():
-        fe = json.loads(final.read_text(encoding="utf-8"))
+    fe = with_final_eval({}, outcome.run_dir).get("final_eval")
+    if fe:
         print(f"held-out {fe.get('metric_name')}: {fe.get('metric')}  ({fe.get('status')})")
     print(f"report: {outcome.outputs['report']}")
     return 0
@@ -87,12 +85,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     outputs = write_outputs(state, spec.task(), run_dir)
     if args.html:
         from autosci_graph.reports.html import write_html
-        from autosci_graph.runner import FINAL_EVAL_FILE
+        from autosci_graph.runner import with_final_eval
 
-        final = run_dir / FINAL_EVAL_FILE
-        if final.is_file():
-            state = {**state, "final_eval": json.loads(final.read_text(encoding="utf-8"))}
-        outputs["html"] = write_html(state, spec.task(), run_dir)
+        outputs["html"] = write_html(with_final_eval(state, run_dir), spec.task(), run_dir)
     for name, path in outputs.items():
         print(f"{name}: {path}")
     return 0
