@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 class LabSettings:
     """How a lab run is organized and when it stops. Defaults follow the authors' runs."""
 
+    #: The lab's own randomness (the scientist's tie-breaks, the surrogate's candidates). With the
+    #: same seed and the same results, a lab makes the same decisions; the run id plays no part.
+    seed: int = 0
     #: Teams formed at start and after each regroup.
     n_teams: int = 3
     #: Analysts write hypotheses and critique; experimenters turn hypotheses into runs.

@@ -30,10 +30,14 @@ class FunctionExecutor(Executor):
         ex.run(Change(knobs={"x": 2.5})).metric   # 0.25
     """
 
-    def __init__(self, fn: Experiment, *, metric_name: str, slots: int = 1) -> None:
+    def __init__(self, fn: Experiment, *, metric_name: str, slots: int = 1, synchronous: bool = False) -> None:
         if slots < 1:
             raise ValueError("slots must be at least 1")
         self._fn = fn
+        # Synchronous: each experiment runs inside ``submit``, so ``wait`` always finds every
+        # submitted run finished and answers in submission order. Thread scheduling then plays no
+        # part, and a lab over a deterministic function makes exactly the same decisions each time.
+        self._synchronous = synchronous
         self._metric = metric_name
         self._slots = slots
         self._pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="fn-exec")
@@ -85,6 +89,13 @@ class FunctionExecutor(Executor):
         with self._lock:
             if request.experiment_id in self._futures:
                 return
+            if self._synchronous:
+                fut = Future()
+                self._futures[request.experiment_id] = fut
+        if self._synchronous:
+            fut.set_result(self._call(request))
+            return
+        with self._lock:
             fut = self._pool.submit(self._call, request)
             self._futures[request.experiment_id] = fut
         fut.add_done_callback(self._done)
