@@ -21,6 +21,9 @@ FAILURE_STATUSES: tuple[RunStatus, ...] = ("timeout", "crash", "oom", "diverged"
 Outcome = Literal["keep", "discard", "crash", "pending_confirmation", "remeasure"]
 Direction = Literal["increase", "decrease", "set", "code"]
 TeamStatus = Literal["active", "falsified", "merged", "dissolved"]
+#: ``open``: more seeds wanted; ``rebased``: re-expressed on a newer champion as another candidate;
+#: ``moot``: the champion moved on the same axes, so the question no longer applies.
+CandidateStatus = Literal["open", "promoted", "rejected", "rebased", "moot"]
 
 
 class Record(BaseModel):
@@ -202,6 +205,24 @@ class Submission(Record):
     change: Change = Field(default_factory=Change)
     #: The champion's metric when this was submitted: its base, should the champion move meanwhile.
     base_metric: float | None = None
+
+
+class Candidate(Record):
+    """A change under test against one champion: the direction a proposal took (its knob
+    overrides and code increment) and the full change it is measured as. Its evidence is every
+    successful run of ``change``; the verdict comes from :func:`autosci_graph.lab.promotion.judge`."""
+
+    candidate_id: str
+    proposal: Proposal
+    #: The full change run: the champion it is compared with, plus the proposal's direction.
+    change: Change
+    #: The champion it is compared with, as it was when the candidate opened.
+    base: Champion
+    status: CandidateStatus = "open"
+    #: A rebased candidate carries the evidence of the one it came from.
+    rebased_from: str | None = None
+    prior_gain: float | None = None
+    note: str = ""
 
 
 class Usage(Record):

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from autosci_graph.errors import SettingsError
+from autosci_graph.lab.changes import Stack
+from autosci_graph.lab.promotion import PromotionRule
 from autosci_graph.scientists.rules import CritiqueRules
 from autosci_graph.task import ResearchTask
 
@@ -58,26 +60,20 @@ class LabSettings:
     #: Idle rounds repeat the champion only until it has been measured on this many seeds.
     max_champion_seeds: int = 5
 
-    # -- noise-aware promotion -----------------------------------------------------------------
-    # The authors promote at 2σ. Against a pure-noise metric that let a false champion in during
-    # 20% of 40-experiment runs in our simulation (many 2σ tests against one champion add up).
-    # Defaults: 3σ at once, 2.5σ after confirmation on fresh seeds, as t-quantiles of the
-    # estimated σ: about 7% of such runs, while a real 1.5σ gain is still promoted most times.
-    #: Promote at once when the gain exceeds this many σ of the difference.
-    promote_sigmas: float = 3.0
-    #: A confirmed candidate's mean gain must exceed this many σ of the difference.
-    confirm_sigmas: float = 2.5
-    #: A gain below this many σ of the difference is noise, not a near miss: discarded unconfirmed.
-    near_miss_sigmas: float = 1.0
-    #: Confirmation runs a near miss may get (the authors: a second seed, a third if persistent).
-    max_confirmations: int = 2
-    #: Noise degrees of freedom below which no gain promotes without confirmation.
-    min_noise_dof: int = 2
+    # -- promotion by pooled evidence (autosci_graph/lab/promotion.py has the math) ----------
+    #: When a candidate replaces the champion: all its seeds against the champion's mean, σ
+    #: pooled over every repeated configuration, a fixed bar with a futility stop.
+    promotion: PromotionRule = field(default_factory=PromotionRule)
 
     # -- team life cycle -------------------------------------------------------------------------
     #: A team is falsified after this many rotations without support AND this many refutes.
     falsify_rotations: int = 3
     falsify_refutes: int = 3
+    #: A team runs at least this many experiments before it can be falsified or dissolved by a
+    #: regroup: a hypothesis needs a few tests before the lab may call it refuted.
+    team_min_life: int = 4
+    #: Explorations after a regroup (or the first formation) before another regroup may fire.
+    regroup_cooldown: int = 10
     #: Regroup when this many rotations (per team) pass without any keep ...
     regroup_rotations_without_keep: int = 3
     #: ... or when the last ``regroup_discards`` discards fall within ``regroup_axes`` axes.
@@ -130,6 +126,9 @@ class LabContext:
     #: Seconds ``collect`` waits per poll; a poll returns as soon as any experiment finishes.
     poll_s: float = 5.0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: How a code increment stacks on the champion's code (``lab.changes.Stack``); ``None``
+    #: stacks only onto a champion without code changes.
+    stack: Stack | None = None
     # Configurations claimed by team branches of this process. Parallel branches read the same
     # snapshot, so two teams can approve the same change in one round; the first to claim it runs it.
     _claims: set[str] = field(default_factory=set, repr=False)
@@ -138,6 +137,11 @@ class LabContext:
     @property
     def reviewer(self) -> "Scientist":
         return self.critic or self.scientist
+
+    def clear_claims(self) -> None:
+        """Forget the claims of the previous dispatch (claims only guard one round of branches)."""
+        with self._claims_lock:
+            self._claims.clear()
 
     def claim(self, config_key: str) -> bool:
         """Claim a configuration for this branch; ``False`` if another branch already did."""

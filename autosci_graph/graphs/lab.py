@@ -31,8 +31,11 @@ from autosci_graph.graphs.share import share
 from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.graphs.team import build_team_graph
 from autosci_graph.graphs.teams import (
-    choose_drafts, exhausted_axes, is_falsified, members_for, merge_overlapping, new_team, regroup_reason,
+    can_dissolve, choose_drafts, exhausted_axes, is_falsified, members_for, new_team, regroup_reason,
 )
+from autosci_graph.lab.changes import champion_change
+from autosci_graph.lab.promotion import is_deterministic
+from autosci_graph.scientists.knowledge import noise_estimate
 from autosci_graph.state import Change, Champion, Proposal, RunRequest, RunResult, Submission, Team
 
 
@@ -67,6 +70,7 @@ def organize(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     """Housekeeping and self-organization before each dispatch."""
     ctx = runtime.context
     s = ctx.settings
+    ctx.clear_claims()  # claims guard one round of parallel branches, not the whole run
     update: dict[str, Any] = {"rotation": state.get("rotation", 0) + 1}
     events: list[dict[str, Any]] = []
     if state.get("champion") is None:
@@ -93,16 +97,14 @@ def organize(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
             teams[i] = t.model_copy(update={"status": "falsified"})
             events.append({"type": "team_falsified", "team": t.team_id, "hypothesis": t.hypothesis.statement,
                            "support": t.support, "refute": t.refute, "at": time.time(), "at_experiment": len(log)})
-    teams, merges = merge_overlapping(teams)
-    for kept, absorbed in merges:
-        events.append({"type": "teams_merged", "team": kept, "absorbed": absorbed, "at": time.time(), "at_experiment": len(log)})
-    since = max([e.get("at_experiment", 0) for e in state.get("events", []) if e.get("type") in ("regroup", "team_formed")] + [0])
+    # The last formation, from explicit state: regroups wait out a cool-down after it.
+    since = max((t.formed_at_experiment for t in teams), default=0)
     active = [t for t in teams if t.status == "active"]
     why = regroup_reason(log, since, s.n_teams, s) if active else None
-    if why:
-        teams = [t.model_copy(update={"status": "dissolved"}) if t.status == "active" else t for t in teams]
+    if why and any(can_dissolve(t, s) for t in active):
+        teams = [t.model_copy(update={"status": "dissolved"}) if t.status == "active" and can_dissolve(t, s) else t for t in teams]
         events.append({"type": "regroup", "reason": why, "at": time.time(), "at_experiment": len(log)})
-        active = []
+        active = [t for t in teams if t.status == "active"]
     needed = s.n_teams - len(active)
     if needed > 0:
         view = nb.view()
@@ -110,7 +112,7 @@ def organize(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         update["usage"] = reply.usage.to_state()
         taken = {t.hypothesis.axes[0] for t in active if t.hypothesis.axes}
         drafts = choose_drafts(reply, needed, view.knowledge.untested_axes, exhausted_axes(log, s), taken)
-        used_slots = {int(t.members[0].split("-")[1]) - 1 for t in active if t.members and t.members[0].startswith("analyst-")}
+        used_slots = {i for i in range(s.n_teams) for t in active if t.members == members_for(i, s)}
         free_slots = [i for i in range(s.n_teams) if i not in used_slots]
         for draft, slot in zip(drafts, free_slots):
             team = new_team(draft, f"t{len(teams) + 1}", members_for(slot, s), len(log))
@@ -164,13 +166,14 @@ def collect(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         # sharpens both the noise floor and the champion's mean, and lets tired families cool.
         update["idle_rounds"] = state.get("idle_rounds", 0) + 1
         champion = nb.champion
-        enough = len(champion.seeds) >= ctx.settings.max_champion_seeds
+        sigma, dof = noise_estimate(ctx.task, nb.log, upper=False)
+        enough = len(champion.seeds) >= ctx.settings.max_champion_seeds or is_deterministic(sigma, dof)
         if state.get("stop_reason") or champion.metric is None or enough or not can_start(ctx, state):
             return {**update, "inbox": []}
         used = set(champion.seeds) | {s.seed for s in nb.submitted if s.kind == "noise"}
         seed = next((x for x in ctx.task.seeds if x not in used), max(used | {0}) + 1)
         exp_id = f"{state.get('run_id', 'run')}-remeasure-{len(nb.submitted)}-s{seed}"
-        change = Change(knobs=dict(champion.config), diff=champion.diff, description="champion, repeated on a new seed")
+        change = champion_change(champion, "champion, repeated on a new seed")
         proposal = Proposal(proposal_id=exp_id, author="housekeeping", team="", axis=None, direction=None, change=Change(),
                             rationale="repeat the champion on a new seed")
         sub = Submission(experiment_id=exp_id, proposal=proposal, seed=seed, kind="noise", change=change)

@@ -1,194 +1,338 @@
 """The ``share`` node: every finished run is logged, judged, remembered and broadcast.
 
-Housekeeping is plain code: promotion arithmetic, dead ends, team counters, memory writes, and
-confirmation runs for near misses.
+One judge per kind of run, each a thin use of :mod:`autosci_graph.lab`:
+
+* ``baseline`` — the default configuration's seeds become the first champion;
+* ``noise`` — a repeat of the champion on a new seed sharpens its mean and the noise floor;
+* ``explore`` / ``confirm`` — a run of a *candidate*. Its verdict uses all the candidate's seeds
+  against the champion's mean (:func:`~autosci_graph.lab.promotion.judge`): promote, reject, or
+  keep it open and submit its next seed (and a champion seed when the comparison is unbalanced).
+
+When the champion moves, every open candidate is rebased: its direction is re-expressed on the
+new champion and measured again, or it is closed as moot. A run that comes back measured against
+a champion that has since been replaced counts as evidence for its direction, never as a verdict
+against a champion it did not run with. Control reads explicit state (``candidates``, ``champion``,
+``submitted``); events are written for the report's timeline only.
 """
 
 from __future__ import annotations
 
-import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from langgraph.runtime import Runtime
 
 from autosci_graph.graphs.budget import can_start
 from autosci_graph.graphs.context import LabContext
-from autosci_graph.graphs.promotion import Decision, judge_confirmation, judge_exploration
 from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.graphs.teams import update_counters
-from autosci_graph.scientists.knowledge import change_key, noise_estimate
+from autosci_graph.lab.candidates import next_seed, rebased_change
+from autosci_graph.lab.changes import champion_change, champion_key, change_key
+from autosci_graph.lab.promotion import Judgement, evidence, judge
+from autosci_graph.scientists.knowledge import noise_estimate
 from autosci_graph.scientists.rules import refutes
-from autosci_graph.state import Change, Champion, DeadEnd, ExperimentEntry, RunRequest, RunResult, Submission, Team
-
-log = logging.getLogger(__name__)
-
-
-def _confirmation_seed(ctx: LabContext, used: set[int]) -> int:
-    """The first task seed the candidate has not run on."""
-    return next((s for s in ctx.task.seeds if s not in used), max(used | {0}) + 1)
+from autosci_graph.state import (
+    Candidate, Champion, Change, DeadEnd, ExperimentEntry, Outcome, Proposal, RunRequest, RunResult, Submission, Team,
+)
 
 
-def _remember(ctx: LabContext, state: LabState, entry: ExperimentEntry, team: Team | None) -> None:
-    if ctx.memory is None:
-        return
-    from autosci_graph.memory.record import MemoryRecord
+@dataclass
+class _Share:
+    """What one ``share`` step reads and writes; the judges below update it in place."""
 
-    outcome = None if entry.outcome in ("pending_confirmation", "remeasure") else entry.outcome
-    record = MemoryRecord.from_result(
-        entry.result, task=ctx.task.name, run_id=state.get("run_id", "run"), team=entry.proposal.team or None,
-        axis=entry.proposal.axis, direction=entry.proposal.direction,
-        hypothesis=(team.hypothesis.statement if team else entry.proposal.rationale),
-        champion_metric=entry.champion_metric, minimize=ctx.task.metric.minimize, outcome=outcome,
-    )
-    ctx.memory.add([record])
+    ctx: LabContext
+    state: LabState
+    champion: Champion
+    subs: dict[str, Submission]
+    teams: dict[str, Team]
+    candidates: dict[str, Candidate]
+    entries: list[ExperimentEntry]
+    new_entries: list[ExperimentEntry] = field(default_factory=list)
+    dead_ends: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    submitted: list[Submission] = field(default_factory=list)
+    touched: set[str] = field(default_factory=set)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    @property
+    def everything(self) -> list[ExperimentEntry]:
+        return self.entries + self.new_entries
+
+    def can_start(self) -> bool:
+        return can_start(self.ctx, self.state, extra_submitted=len(self.submitted), extra_in_flight=len(self.submitted))
+
+    def submit(self, sub: Submission) -> None:
+        self.ctx.executor.submit(RunRequest(experiment_id=sub.experiment_id, change=sub.change, seed=sub.seed))
+        self.subs[sub.experiment_id] = sub
+        self.submitted.append(sub)
+
+    def log(self, result: RunResult, sub: Submission, outcome: Outcome, note: str, gain: float | None = None,
+            champion_metric: float | None = None) -> ExperimentEntry:
+        entry = ExperimentEntry(index=len(self.everything), result=result, proposal=sub.proposal, outcome=outcome, gain=gain,
+                                champion_metric=champion_metric, kind=sub.kind, note=note)
+        self.new_entries.append(entry)
+        return entry
+
+    def set_candidate(self, cand: Candidate) -> None:
+        self.candidates[cand.candidate_id] = cand
+        self.touched.add(cand.candidate_id)
+
+    def in_flight_ids(self) -> set[str]:
+        done = {e.result.experiment_id for e in self.everything}
+        return {i for i in self.subs if i not in done}
+
+    def runs_of(self, cand: Candidate, latest: RunResult | None = None) -> list[RunResult]:
+        """The candidate's successful runs of its own change (all its seeds), ``latest`` included."""
+        key = change_key(self.ctx.task, cand.change)
+        results = [e.result for e in self.everything] + ([latest] if latest is not None else [])
+        return [r for r in results
+                if self.subs.get(r.experiment_id) is not None and base_id(self.subs[r.experiment_id]) == cand.candidate_id
+                and r.ok and change_key(self.ctx.task, r.change) == key]
+
+    def sigma(self, latest: RunResult, sub: Submission) -> tuple[float | None, int]:
+        """Pooled noise over the log and the run being judged."""
+        provisional = ExperimentEntry(index=len(self.everything), result=latest, proposal=sub.proposal, outcome="discard", kind=sub.kind)
+        return noise_estimate(self.ctx.task, self.everything + [provisional], upper=False)
+
+    def event(self, kind: str, **fields: Any) -> None:
+        self.events.append({"type": kind, **fields, "at": time.time(), "at_experiment": len(self.everything)})
 
 
 def share(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     """Log, judge and share the results ``collect`` brought in."""
     ctx = runtime.context
     nb = Notebook(state, ctx.task)
-    subs = {s.experiment_id: s for s in nb.submitted}
-    log_entries = nb.log
-    champion = nb.champion
-    teams = {t.team_id: t for t in nb.teams}
-    new_entries: list[ExperimentEntry] = []
-    dead_ends: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
-    submitted: list[Submission] = []  # submitted by this step (also added to ``subs``)
-    logged = {e.result.experiment_id for e in log_entries}
-
+    s = _Share(ctx=ctx, state=state, champion=nb.champion, subs={x.experiment_id: x for x in nb.submitted},
+               teams={t.team_id: t for t in nb.teams}, candidates={c.candidate_id: c for c in nb.candidates}, entries=nb.log)
+    logged = {e.result.experiment_id for e in s.entries}
     for raw in state.get("inbox", []):
         result = compact(RunResult.model_validate(raw))
-        sub = subs.get(result.experiment_id)
+        sub = s.subs.get(result.experiment_id)
         if sub is None or result.experiment_id in logged:
             continue  # not ours, or already shared before a resume
         logged.add(result.experiment_id)
-        everything = log_entries + new_entries
-        index = len(everything)
-        team = teams.get(sub.proposal.team)
-        before = champion.metric
         if sub.kind == "baseline":
-            entry = ExperimentEntry(index=index, result=result, proposal=sub.proposal, outcome="keep" if result.ok else "crash",
-                                    kind="baseline", champion_metric=None, note="default configuration")
-            new_entries.append(entry)
-            baseline = [e.result for e in everything + [entry] if e.kind == "baseline"]
-            if len(baseline) == sum(1 for s in subs.values() if s.kind == "baseline"):
-                ok = [r for r in baseline if r.ok and r.metric is not None]
-                if ok:
-                    champion = Champion(
-                        experiment_id=None, config=dict(result.change.knobs), diff=result.change.diff,
-                        metric=sum(r.metric for r in ok) / len(ok), seeds=[r.seed for r in ok],  # type: ignore[misc]
-                        metrics_by_seed={str(r.seed): r.metric for r in ok if r.metric is not None},
-                    )
-                    events.append({"type": "baseline", "metric": champion.metric, "seeds": champion.seeds, "at": time.time()})
-            _remember(ctx, state, entry, None)
-            continue
-
-        if sub.kind == "noise":
-            entry = ExperimentEntry(index=index, result=result, proposal=sub.proposal, outcome="remeasure" if result.ok else "crash",
-                                    kind="noise", champion_metric=before, note="champion repeated on a new seed")
-            new_entries.append(entry)
-            if result.ok and result.metric is not None and champion.metric is not None and _same_config(ctx, sub, champion):
-                by_seed = {**champion.metrics_by_seed, str(result.seed): result.metric}
-                champion = champion.model_copy(update={"metric": sum(by_seed.values()) / len(by_seed), "seeds": [int(k) for k in by_seed],
-                                                       "metrics_by_seed": by_seed})
-                events.append({"type": "remeasure", "metric": champion.metric, "seeds": champion.seeds, "at": time.time()})
-            _remember(ctx, state, entry, None)
-            continue
-
-        sigma, dof = noise_estimate(ctx.task, everything + [_provisional(index, result, sub)], upper=False)
-        if sub.kind == "confirm" and sub.candidate_of:
-            runs = [e.result for e in everything if base_id(subs[e.result.experiment_id]) == sub.candidate_of] + [result]
-            decision = judge_confirmation(ctx.task.metric, ctx.settings, champion, runs, sigma, dof,
-                                          confirmations_done=len(runs) - 1, candidate_id=sub.candidate_of,
-                                          description=sub.proposal.rationale)
+            _judge_baseline(s, sub, result)
+        elif sub.kind == "noise":
+            _judge_noise(s, sub, result)
         else:
-            decision = judge_exploration(ctx.task.metric, ctx.settings, champion, result, sigma, dof, sub.proposal.rationale)
-        rebased = None
-        if sub.kind == "explore" and decision.new_champion is None and can_start(
-                ctx, state, extra_submitted=len(submitted), extra_in_flight=len(submitted)):
-            rebased = _rebase(ctx, sub, result, champion, subs)
-            if rebased is not None:
-                gain_vs_base = ctx.task.metric.gain(result.metric, sub.base_metric)  # type: ignore[arg-type]
-                decision = Decision("discard", gain_vs_base, f"the champion moved while it ran (gain {gain_vs_base:+.4g} over its own "
-                                    f"base); re-run on the new champion as {rebased.experiment_id}")
-        # Confirmations need budget like any experiment; without it a near miss is discarded.
-        if decision.confirm and not can_start(ctx, state, extra_submitted=len(submitted), extra_in_flight=len(submitted)):
-            decision = Decision("discard", decision.gain, decision.reason + "; no budget left to confirm")
-        entry = ExperimentEntry(index=index, result=result, proposal=sub.proposal, outcome=decision.outcome, gain=decision.gain,
-                                champion_metric=before, kind=sub.kind, note=decision.reason)
-        new_entries.append(entry)
-        if decision.new_champion is not None:
-            champion = decision.new_champion
-            events.append({"type": "promotion", "experiment_id": champion.experiment_id, "team": sub.proposal.team,
-                           "metric": champion.metric, "previous": before, "reason": decision.reason, "at": time.time()})
-        if decision.confirm:
-            base = base_id(sub)
-            family = [s for s in subs.values() if base_id(s) == base]
-            conf = Submission(experiment_id=f"{base}-c{len(family)}", proposal=sub.proposal,
-                              seed=_confirmation_seed(ctx, {s.seed for s in family}), kind="confirm", candidate_of=base, change=sub.change)
-            _submit(ctx, conf, subs, submitted)
-            events.append({"type": "near_miss", "experiment_id": result.experiment_id, "team": sub.proposal.team,
-                           "gain": decision.gain, "reason": decision.reason, "at": time.time()})
-        if rebased is not None:
-            _submit(ctx, rebased, subs, submitted)
-            events.append({"type": "rebased", "experiment_id": result.experiment_id, "team": sub.proposal.team,
-                           "new_experiment_id": rebased.experiment_id, "at": time.time()})
-        elif refutes(entry):  # a discarded noise-level gain is a near miss, not a dead end
-            axis = sub.proposal.axis
-            dead_ends.append(DeadEnd(
-                experiment_id=base_id(sub), axis=axis, direction=sub.proposal.direction,
-                value=sub.proposal.change.knobs.get(axis) if axis else None,
-                delta=None if result.metric is None or before is None else result.metric - before,
-                family=f"{axis}/{sub.proposal.direction}", reason=decision.reason,
-            ).to_state())
-        if team is not None and decision.outcome != "pending_confirmation":
-            teams[team.team_id] = update_counters(team, entry)
-        _remember(ctx, state, entry, team)
-        if sub.kind == "confirm" and decision.outcome != "pending_confirmation":
-            # The exploration it confirmed was remembered as undecided; give it the verdict too.
-            first = next((e for e in everything if e.result.experiment_id == sub.candidate_of), None)
-            if first is not None:
-                _remember(ctx, state, first.model_copy(update={"outcome": decision.outcome}), team)
+            _judge_candidate_run(s, sub, result)
 
     update: dict[str, Any] = {
-        "log": [e.to_state() for e in new_entries],
-        "dead_ends": dead_ends,
-        "events": events,
-        "submitted": [x.to_state() for x in submitted],
-        "teams": [t.to_state() for t in teams.values()],
+        "log": [e.to_state() for e in s.new_entries],
+        "dead_ends": s.dead_ends,
+        "events": s.events,
+        "submitted": [x.to_state() for x in s.submitted],
+        "teams": [t.to_state() for t in s.teams.values()],
+        "candidates": [s.candidates[i].to_state() for i in sorted(s.touched)],
         "inbox": [],
     }
-    if champion.to_state() != state.get("champion"):
-        update["champion"] = champion.to_state()
+    if s.champion.to_state() != state.get("champion"):
+        update["champion"] = s.champion.to_state()
     return update
 
 
-def _submit(ctx: LabContext, sub: Submission, subs: dict[str, Submission], submitted: list[Submission]) -> None:
-    ctx.executor.submit(RunRequest(experiment_id=sub.experiment_id, change=sub.change, seed=sub.seed))
-    subs[sub.experiment_id] = sub
-    submitted.append(sub)
+# -- the judges ---------------------------------------------------------------------------------
 
 
-def _rebase(ctx: LabContext, sub: Submission, result: RunResult, champion: Champion, subs: dict[str, Submission]) -> Submission | None:
-    """A promising exploration that ran on a champion which has since been replaced is re-run
-    on the new champion (parallel teams otherwise judge yesterday's base against today's best)."""
-    if not result.ok or result.metric is None or sub.base_metric is None or champion.metric is None:
+def _judge_baseline(s: _Share, sub: Submission, result: RunResult) -> None:
+    entry = s.log(result, sub, "keep" if result.ok else "crash", "default configuration")
+    baseline = [e.result for e in s.everything if e.kind == "baseline"]
+    if len(baseline) == sum(1 for x in s.subs.values() if x.kind == "baseline"):
+        ok = [r for r in baseline if r.ok and r.metric is not None]
+        if ok:
+            by_seed = {str(r.seed): float(r.metric) for r in ok if r.metric is not None}
+            s.champion = Champion(experiment_id=None, config=dict(result.change.knobs), diff=result.change.diff,
+                                  metric=sum(by_seed.values()) / len(by_seed), seeds=[int(k) for k in by_seed], metrics_by_seed=by_seed)
+            s.event("baseline", metric=s.champion.metric, seeds=s.champion.seeds)
+    _remember(s, entry, None)
+
+
+def _judge_noise(s: _Share, sub: Submission, result: RunResult) -> None:
+    entry = s.log(result, sub, "remeasure" if result.ok else "crash", "champion repeated on a new seed",
+                  champion_metric=s.champion.metric)
+    task = s.ctx.task
+    if result.ok and result.metric is not None and s.champion.metric is not None and \
+            change_key(task, sub.change) == champion_key(task, s.champion):
+        by_seed = {**s.champion.metrics_by_seed, str(result.seed): float(result.metric)}
+        s.champion = s.champion.model_copy(update={"metric": sum(by_seed.values()) / len(by_seed),
+                                                   "seeds": [int(k) for k in by_seed], "metrics_by_seed": by_seed})
+        s.event("remeasure", metric=s.champion.metric, seeds=s.champion.seeds)
+    _remember(s, entry, None)
+
+
+def _judge_candidate_run(s: _Share, sub: Submission, result: RunResult) -> None:
+    task, rule = s.ctx.task, s.ctx.settings.promotion
+    cand = s.candidates.get(base_id(sub)) or _candidate_for(s, sub)
+    team = s.teams.get(sub.proposal.team)
+    before = s.champion.metric
+    if not result.ok or result.metric is None or before is None:
+        entry = s.log(result, sub, "crash", f"run failed: {result.status}" + (f" ({result.error[:200]})" if result.error else ""),
+                      champion_metric=before)
+        s.set_candidate(cand.model_copy(update={"status": "rejected", "note": entry.note}))
+        _close(s, entry, team, sub)
+        return
+    runs = s.runs_of(cand, result)
+    values = [float(r.metric) for r in runs if r.metric is not None]
+    sigma, dof = s.sigma(result, sub)
+    if champion_key(task, cand.base) != champion_key(task, s.champion):
+        _judge_stale(s, cand, sub, result, values, sigma, dof, team)
+        return
+    champ_values = list(s.champion.metrics_by_seed.values())
+    j = judge(task.metric, champ_values, values, sigma, dof, rule, screened=cand.rebased_from is not None)
+    if j.verdict == "open" and not _next_seeds(s, cand, j):
+        j = Judgement("reject", j.evidence, j.reason.replace(": open, one more seed", "") + "; no budget left for another seed")
+    if j.verdict == "promote":
+        old = s.champion
+        s.champion = Champion(experiment_id=cand.candidate_id, config=dict(cand.change.knobs), diff=cand.change.diff,
+                              metric=sum(values) / len(values), seeds=[r.seed for r in runs],
+                              metrics_by_seed={str(r.seed): float(r.metric) for r in runs if r.metric is not None},
+                              description=cand.proposal.rationale or cand.change.description)
+        entry = s.log(result, sub, "keep", j.reason + ": promoted", gain=j.evidence.gain, champion_metric=before)
+        s.set_candidate(cand.model_copy(update={"status": "promoted", "note": entry.note}))
+        s.event("promotion", experiment_id=cand.candidate_id, team=sub.proposal.team, metric=s.champion.metric,
+                previous=before, reason=j.reason)
+        _close(s, entry, team, sub)
+        _rebase_open(s, old)
+    elif j.verdict == "reject":
+        entry = s.log(result, sub, "discard", j.reason, gain=j.evidence.gain, champion_metric=before)
+        s.set_candidate(cand.model_copy(update={"status": "rejected", "note": entry.note}))
+        _close(s, entry, team, sub)
+    else:
+        entry = s.log(result, sub, "pending_confirmation", j.reason, gain=j.evidence.gain, champion_metric=before)
+        s.set_candidate(cand)
+        s.event("near_miss", experiment_id=result.experiment_id, team=sub.proposal.team, gain=j.evidence.gain, reason=j.reason)
+        _remember(s, entry, team)
+
+
+def _judge_stale(s: _Share, cand: Candidate, sub: Submission, result: RunResult, values: list[float],
+                 sigma: float | None, dof: int, team: Team | None) -> None:
+    """A run measured against a champion that has since been replaced: evidence for its
+    direction against its own base, and a rebase onto the new champion if it still looks good."""
+    base = list(cand.base.metrics_by_seed.values()) or [cand.base.metric if cand.base.metric is not None else values[0]]
+    ev = evidence(s.ctx.task.metric, base, values, sigma, dof, s.ctx.settings.promotion)
+    if ev.gain > 0 and ev.z > s.ctx.settings.promotion.drop_first_below:
+        new_id = _rebase(s, cand, ev.gain, cand.base)
+        note = f"the champion moved while it ran ({ev.describe()} over its own base); " + (
+            f"rebased as {new_id}" if new_id else s.candidates[cand.candidate_id].note)
+        entry = s.log(result, sub, "discard", note, gain=ev.gain, champion_metric=s.champion.metric)
+        _remember(s, entry, team)
+        if team is not None:
+            s.teams[team.team_id] = update_counters(team, entry)
+        return
+    entry = s.log(result, sub, "discard", f"{ev.describe()} over its own base; the champion moved meanwhile",
+                  gain=ev.gain, champion_metric=s.champion.metric)
+    s.set_candidate(cand.model_copy(update={"status": "rejected", "note": entry.note}))
+    _close(s, entry, team, sub)
+
+
+# -- candidates -----------------------------------------------------------------------------------
+
+
+def _candidate_for(s: _Share, sub: Submission) -> Candidate:
+    """The candidate a submission belongs to when no branch recorded it (team branches record
+    theirs at submission, with the champion they built on)."""
+    return Candidate(candidate_id=base_id(sub), proposal=sub.proposal, change=sub.change, base=s.champion)
+
+
+def _next_seeds(s: _Share, cand: Candidate, j: Judgement) -> bool:
+    """Submit the open candidate's next seed (paired with the champion's seeds), and a champion
+    seed too when the champion has fewer; ``False`` when the budget allows no further seed."""
+    if not s.can_start():
+        return False
+    task = s.ctx.task
+    cand_seeds = {x.seed for x in s.subs.values() if base_id(x) == cand.candidate_id}
+    seed = next_seed(task.seeds, cand_seeds, prefer=list(s.champion.seeds))
+    family = [x for x in s.subs.values() if base_id(x) == cand.candidate_id]
+    proposal = family[0].proposal if family else cand.proposal
+    s.submit(Submission(experiment_id=f"{cand.candidate_id}-c{len(family)}", proposal=proposal, seed=seed, kind="confirm",
+                        candidate_of=cand.candidate_id, change=cand.change, base_metric=s.champion.metric))
+    in_flight = s.in_flight_ids()
+    champion_busy = any(s.subs[i].kind == "noise" for i in in_flight)
+    if j.champion_seed_wanted and not champion_busy and s.can_start():
+        used = set(s.champion.seeds) | {x.seed for x in s.subs.values() if x.kind == "noise" and x.experiment_id in in_flight}
+        cseed = next_seed(task.seeds, used, prefer=sorted(cand_seeds | {seed}))
+        exp_id = f"{s.state.get('run_id', 'run')}-champ-{len(s.subs)}-s{cseed}"
+        s.submit(_champion_repeat(s.champion, exp_id, cseed, f"balance the comparison with {cand.candidate_id}"))
+    return True
+
+
+def _rebase_open(s: _Share, old: Champion) -> None:
+    """After a promotion: re-express every open candidate with nothing in flight on the new
+    champion (those with a run in flight are rebased when it returns, its result as evidence)."""
+    busy = {base_id(s.subs[i]) for i in s.in_flight_ids()}
+    for cand in list(s.candidates.values()):
+        if cand.status != "open" or cand.candidate_id in busy:
+            continue
+        values = [float(r.metric) for r in s.runs_of(cand) if r.metric is not None]
+        gain = None if not values or cand.base.metric is None else s.ctx.task.metric.gain(sum(values) / len(values), cand.base.metric)
+        _rebase(s, cand, gain, old)
+
+
+def _rebase(s: _Share, cand: Candidate, prior_gain: float | None, old: Champion) -> str | None:
+    """Re-express ``cand`` on the current champion and submit its first run there; the old
+    candidate is closed as rebased (or moot). Returns the new candidate's id."""
+    change, why = rebased_change(s.ctx.task, cand, old, s.champion, s.ctx.stack)
+    if change is not None and any(change_key(s.ctx.task, x.change) == change_key(s.ctx.task, change) for x in s.subs.values()):
+        change, why = None, "moot: its rebased change was already run"
+    if change is None or not s.can_start():
+        s.set_candidate(cand.model_copy(update={"status": "moot", "note": why if change is None else "no budget to rebase"}))
         return None
-    p = sub.proposal.change
-    current = Change(knobs={**champion.config, **p.knobs}, diff=p.diff or champion.diff, description=sub.change.description)
-    key = change_key(ctx.task, current)
-    if key == change_key(ctx.task, sub.change) or ctx.task.metric.gain(result.metric, sub.base_metric) <= 0:
-        return None  # the champion did not move under it, or it did not beat its own base either
-    if any(change_key(ctx.task, s.change) == key for s in subs.values()):
-        return None
-    return Submission(experiment_id=f"{sub.experiment_id}-rb", proposal=sub.proposal, seed=sub.seed, kind="explore",
-                      change=current, base_metric=champion.metric)
+    root = cand.rebased_from or cand.candidate_id
+    new_id = f"{root}-rb{sum(1 for c in s.candidates.values() if (c.rebased_from or '') == root) + 1}"
+    new = Candidate(candidate_id=new_id, proposal=cand.proposal, change=change, base=s.champion, rebased_from=root,
+                    prior_gain=prior_gain, note=why)
+    s.set_candidate(new)
+    s.set_candidate(cand.model_copy(update={"status": "rebased", "note": f"{why} as {new_id}"}))
+    seed = s.champion.seeds[0] if s.champion.seeds else (s.ctx.task.seeds[0] if s.ctx.task.seeds else 0)
+    s.submit(Submission(experiment_id=new_id, proposal=cand.proposal, seed=seed, kind="explore", change=change,
+                        base_metric=s.champion.metric))
+    s.event("rebased", experiment_id=cand.candidate_id, team=cand.proposal.team, new_experiment_id=new_id)
+    return new_id
 
 
-def _same_config(ctx: LabContext, sub: Submission, champion: Champion) -> bool:
-    return change_key(ctx.task, sub.change) == change_key(ctx.task, Change(knobs=dict(champion.config), diff=champion.diff))
+def _close(s: _Share, entry: ExperimentEntry, team: Team | None, sub: Submission) -> None:
+    """A candidate's verdict is in: dead end if it refutes its direction, team counters, memory."""
+    if refutes(entry):  # a discarded noise-level gain is a near miss, not a dead end
+        axis = sub.proposal.axis
+        s.dead_ends.append(DeadEnd(
+            experiment_id=base_id(sub), axis=axis, direction=sub.proposal.direction,
+            value=sub.proposal.change.knobs.get(axis) if axis else None,
+            delta=None if entry.result.metric is None or entry.champion_metric is None else entry.result.metric - entry.champion_metric,
+            family=f"{axis}/{sub.proposal.direction}", reason=entry.note,
+        ).to_state())
+    if team is not None:
+        s.teams[team.team_id] = update_counters(team, entry)
+    _remember(s, entry, team)
+    if sub.kind == "confirm":
+        # The exploration it confirmed was remembered as undecided; give it the verdict too.
+        first = next((e for e in s.everything if e.result.experiment_id == sub.candidate_of), None)
+        if first is not None:
+            _remember(s, first.model_copy(update={"outcome": entry.outcome}), team)
+
+
+def _champion_repeat(champion: Champion, exp_id: str, seed: int, why: str) -> Submission:
+    proposal = Proposal(proposal_id=exp_id, author="housekeeping", team="", axis=None, direction=None, change=Change(),
+                        rationale=why)
+    return Submission(experiment_id=exp_id, proposal=proposal, seed=seed, kind="noise",
+                      change=champion_change(champion, "champion, repeated on a new seed"))
+
+
+def _remember(s: _Share, entry: ExperimentEntry, team: Team | None) -> None:
+    if s.ctx.memory is None:
+        return
+    from autosci_graph.memory.record import MemoryRecord
+
+    outcome = None if entry.outcome in ("pending_confirmation", "remeasure") else entry.outcome
+    record = MemoryRecord.from_result(
+        entry.result, task=s.ctx.task.name, run_id=s.state.get("run_id", "run"), team=entry.proposal.team or None,
+        axis=entry.proposal.axis, direction=entry.proposal.direction,
+        hypothesis=(team.hypothesis.statement if team else entry.proposal.rationale),
+        champion_metric=entry.champion_metric, minimize=s.ctx.task.metric.minimize, outcome=outcome,
+    )
+    s.ctx.memory.add([record])
 
 
 def compact(result: RunResult) -> RunResult:
@@ -202,8 +346,4 @@ def compact(result: RunResult) -> RunResult:
 def base_id(sub: Submission) -> str:
     return sub.candidate_of or sub.experiment_id
 
-
-def _provisional(index: int, result: RunResult, sub: Submission) -> ExperimentEntry:
-    """The result as a log entry before it is judged, so it counts toward the noise estimate."""
-    return ExperimentEntry(index=index, result=result, proposal=sub.proposal, outcome="discard", kind=sub.kind)
 

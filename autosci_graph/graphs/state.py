@@ -23,8 +23,10 @@ from autosci_graph.state import (
     RunResult,
     Submission,
     Team,
+    Candidate,
     Usage,
     add_usage,
+    merge_by_key,
 )
 from autosci_graph.task import ResearchTask
 
@@ -45,6 +47,8 @@ class LabState(TypedDict, total=False):
     #: Every review, approvals and rejections alike.
     reviews: Annotated[list[dict[str, Any]], operator.add]
     dead_ends: Annotated[list[dict[str, Any]], operator.add]
+    #: Every candidate ever tested (Candidate dicts), the open ones with their verdict pending.
+    candidates: Annotated[list[dict[str, Any]], merge_by_key("candidate_id")]
     #: Team formed / falsified / regroup / promotion / near miss ... for the report's timeline.
     events: Annotated[list[dict[str, Any]], operator.add]
     usage: Annotated[dict[str, Any], add_usage]
@@ -95,6 +99,10 @@ class Notebook:
         if c is None:
             return Champion(experiment_id=None, config=self.task.default_config())
         return Champion.model_validate(c)
+
+    @cached_property
+    def candidates(self) -> list[Candidate]:
+        return [Candidate.model_validate(d) for d in self.state.get("candidates", [])]
 
     @cached_property
     def dead_ends(self) -> list[DeadEnd]:

@@ -18,9 +18,9 @@ from autosci_graph.graphs.context import DONE, LabContext
 from autosci_graph.graphs.recall import recall_failures
 from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.scientists.base import RecalledMemory
-from autosci_graph.scientists.knowledge import change_key
+from autosci_graph.lab.changes import StackingError, change_key, change_to_run
 from autosci_graph.scientists.rules import auto_review
-from autosci_graph.state import Change, Proposal, Review, RunRequest, Submission, Team, add_usage
+from autosci_graph.state import Candidate, Change, Proposal, Review, RunRequest, Submission, Team, add_usage
 
 
 class TeamState(TypedDict, total=False):
@@ -35,6 +35,7 @@ class TeamState(TypedDict, total=False):
     approved: list[dict[str, Any]]
     # -- written back to the lab (reducers there) --
     submitted: Annotated[list[dict[str, Any]], operator.add]
+    candidates: Annotated[list[dict[str, Any]], operator.add]
     reviews: Annotated[list[dict[str, Any]], operator.add]
     events: Annotated[list[dict[str, Any]], operator.add]
     usage: Annotated[dict[str, Any], add_usage]
@@ -42,6 +43,7 @@ class TeamState(TypedDict, total=False):
 
 class TeamOutput(TypedDict, total=False):
     submitted: list[dict[str, Any]]
+    candidates: list[dict[str, Any]]
     reviews: list[dict[str, Any]]
     events: list[dict[str, Any]]
     usage: dict[str, Any]
@@ -157,9 +159,13 @@ def submit(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     bold = [p for p in approved if p.bold]
     first = bold[0] if bold and (last is None or not last.bold) else approved[0]
     champion = nb.champion
-    seed = ctx.task.seeds[0] if ctx.task.seeds else 0
+    # The first seed is one the champion ran on, so the comparison is paired from the start.
+    seed = champion.seeds[0] if champion.seeds else (ctx.task.seeds[0] if ctx.task.seeds else 0)
     for chosen in [first] + [p for p in approved if p is not first]:
-        change = Change(knobs={**champion.config, **chosen.change.knobs}, diff=chosen.change.diff or champion.diff, description=chosen.rationale)
+        try:
+            change = change_to_run(champion, chosen.change, stack=ctx.stack, description=chosen.rationale)
+        except StackingError:
+            continue  # its code increment no longer applies to the champion; the next one may
         key = change_key(ctx.task, change)
         if ctx.claim(key):
             break
@@ -168,8 +174,9 @@ def submit(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
                             "reason": "another team claimed the same configuration this round"}]}
     exp_id = f"{chosen.proposal_id.rsplit('-v', 1)[0]}-{key[:6]}"
     sub = Submission(experiment_id=exp_id, proposal=chosen, seed=seed, kind="explore", change=change, base_metric=champion.metric)
+    candidate = Candidate(candidate_id=exp_id, proposal=chosen, change=change, base=champion)
     ctx.executor.submit(RunRequest(experiment_id=exp_id, change=change, seed=seed))
-    return {"submitted": [sub.to_state()]}
+    return {"submitted": [sub.to_state()], "candidates": [candidate.to_state()]}
 
 
 def build_team_graph() -> StateGraph[Any, Any, Any, Any]:

@@ -11,14 +11,22 @@ from autosci_graph.state import ExperimentEntry, Hypothesis, Team
 
 
 def is_falsified(team: Team, settings: LabSettings) -> bool:
-    """Falsified: many rotations without a supporting keep and repeated refuting discards."""
-    return team.rotations_since_support >= settings.falsify_rotations and team.refute >= settings.falsify_refutes
+    """Falsified: past its minimum life, many rotations without a supporting keep and repeated
+    refuting discards."""
+    return (team.experiments >= settings.team_min_life and team.rotations_since_support >= settings.falsify_rotations
+            and team.refute >= settings.falsify_refutes)
+
+
+def can_dissolve(team: Team, settings: LabSettings) -> bool:
+    """A regroup dissolves only teams that have lived their minimum life."""
+    return team.experiments >= settings.team_min_life
 
 
 def regroup_reason(log: list[ExperimentEntry], since: int, n_teams: int, settings: LabSettings) -> str | None:
-    """Why the lab should re-form its teams now, judging only explorations after index ``since``."""
+    """Why the lab should re-form its teams now, judging only explorations after index ``since``
+    (the last regroup or formation), and never within ``regroup_cooldown`` explorations of it."""
     recent = [e for e in log if e.index >= since and e.kind == "explore"]
-    if not recent:
+    if not recent or len(recent) < settings.regroup_cooldown:
         return None
     window = settings.regroup_rotations_without_keep * max(1, n_teams)
     # A keep reached by confirmation is logged on the confirmation run, not on the exploration.
@@ -76,14 +84,17 @@ def choose_drafts(
         free_untested = [a for a in free_untested if a not in d.axes]
         if len(chosen) == n:
             break
-    # Too strict for what was posted: fill with the best remaining drafts rather than run short.
+    # Too strict for what was posted: fill with the best remaining drafts rather than run short,
+    # led by an axis no active or new team owns (two teams on one axis only repeat each other).
     for i in order:
         if len(chosen) == n:
             break
         d = reply.hypotheses[i]
+        owned = taken_axes | {c.axes[0] for c in chosen}
         live = [a for a in d.axes if a not in exhausted]
-        if i not in picked and live:
-            chosen.append(d.model_copy(update={"axes": live}))
+        free = [a for a in live if a not in owned]
+        if i not in picked and free:
+            chosen.append(d.model_copy(update={"axes": free + [a for a in live if a not in free]}))
             picked.add(i)
     return chosen
 
@@ -117,28 +128,3 @@ def update_counters(team: Team, entry: ExperimentEntry) -> Team:
         "rotations_since_support": 0 if supported else team.rotations_since_support + 1,
         "experiments": team.experiments + 1,
     })
-
-
-def merge_overlapping(teams: list[Team]) -> tuple[list[Team], list[tuple[str, str]]]:
-    """Merge active teams that mine the same primary axis: the older team absorbs the younger's
-    axes and members (two teams on one axis only repeat each other's experiments). Returns the
-    teams and the (kept, absorbed) pairs."""
-    out = list(teams)
-    merged: list[tuple[str, str]] = []
-    by_axis: dict[str, int] = {}
-    for i, t in enumerate(out):
-        if t.status != "active" or not t.hypothesis.axes:
-            continue
-        primary = t.hypothesis.axes[0]
-        if primary not in by_axis:
-            by_axis[primary] = i
-            continue
-        keep = out[by_axis[primary]]
-        axes = list(dict.fromkeys(keep.hypothesis.axes + t.hypothesis.axes))
-        members = list(dict.fromkeys(keep.members + t.members))
-        out[by_axis[primary]] = keep.model_copy(update={
-            "hypothesis": keep.hypothesis.model_copy(update={"axes": axes}), "members": members,
-            "support": keep.support + t.support, "refute": keep.refute + t.refute})
-        out[i] = t.model_copy(update={"status": "merged"})
-        merged.append((keep.team_id, t.team_id))
-    return out, merged

@@ -6,31 +6,16 @@ housekeeping (promotion arithmetic) and by scientists (what to try next).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from autosci_graph.lab.changes import change_key, config_key, full_config
+from autosci_graph.lab.promotion import pooled_noise
 from autosci_graph.scientists.base import AxisEffect, Knowledge
 from autosci_graph.state import Change, ExperimentEntry
-from autosci_graph.task import KnobValue, ResearchTask
-
-
-def config_key(knobs: dict[str, KnobValue], diff: str | None = None) -> str:
-    """A stable key for a full configuration, so repeat runs of one config can be grouped."""
-    payload = json.dumps({"knobs": {k: knobs[k] for k in sorted(knobs)}, "diff": (diff or "").strip()}, default=str)
-    return hashlib.sha1(payload.encode()).hexdigest()[:16]
-
-
-def full_config(task: ResearchTask, change: Change) -> dict[str, KnobValue]:
-    """The complete knob configuration a change runs with (task defaults + overrides)."""
-    return {**task.default_config(), **change.knobs}
-
-
-def change_key(task: ResearchTask, change: Change) -> str:
-    return config_key(full_config(task, change), change.diff)
+from autosci_graph.task import ResearchTask
 
 
 #: Exact 10% quantiles of chi-square for 1..10 degrees of freedom, where Wilson-Hilferty is poor.
@@ -57,15 +42,9 @@ def noise_estimate(task: ResearchTask, entries: Iterable[ExperimentEntry], *, up
     for e in entries:
         if e.result.ok and e.result.metric is not None and math.isfinite(e.result.metric):
             groups[change_key(task, e.result.change)].append(e.result.metric)
-    ss, dof = 0.0, 0
-    for values in groups.values():
-        if len(values) >= 2:
-            mean = sum(values) / len(values)
-            ss += sum((v - mean) ** 2 for v in values)
-            dof += len(values) - 1
-    if dof == 0:
+    sigma, dof = pooled_noise(groups.values())
+    if sigma is None:
         return None, 0
-    sigma = math.sqrt(ss / dof)
     if upper:
         sigma *= math.sqrt(dof / max(_chi2_quantile(-1.2816, dof), 1e-9))
     return sigma, dof
@@ -113,3 +92,6 @@ def knowledge(task: ResearchTask, entries: Sequence[ExperimentEntry]) -> Knowled
     effects = axis_effects(entries)
     untested = [k for k in task.knobs if k not in effects]
     return Knowledge(noise_sigma=sigma, noise_samples=dof, effects=effects, untested_axes=untested)
+
+
+__all__ = ["axis_effects", "change_key", "config_key", "full_config", "knowledge", "noise_estimate"]
