@@ -41,12 +41,13 @@ class PromotionRule:
     bar_sigmas: float = 2.75
     #: A first run whose z is at or below this is rejected at once (it did not beat the champion).
     drop_first_below: float = 0.0
-    #: After two or more seeds, a candidate whose z is below this is rejected: too far to reach the bar.
-    drop_below: float = 1.0
+    #: After two or more seeds, a candidate whose z is below this is rejected: too far to reach the
+    #: bar. Higher saves seeds on noise; lower keeps small real gains (1σ) alive long enough.
+    drop_below: float = 0.5
     #: Seeds a candidate needs before it may promote, unless repeats are identical (σ = 0).
     min_seeds: int = 2
     #: Seeds after which a still-open candidate is rejected.
-    max_seeds: int = 8
+    max_seeds: int = 10
 
 
 def pooled_noise(groups: Iterable[Sequence[float]]) -> tuple[float | None, int]:

@@ -16,7 +16,9 @@ from autosci_graph.graphs.teams import (
 )
 from autosci_graph.scientists.base import HypothesisDraft, OrganizeReply
 
-S = LabSettings()  # 3 teams; falsified at 3 rotations + 3 refutes; regroup at 3 rotations or 8 discards on <= 3 axes
+#: 3 teams; falsified at 3 rotations + 3 refutes; regroup at 3 rotations or 8 discards on <= 3 axes. The
+#: minimum life and the regroup cool-down have tests of their own; the trigger tests leave them out.
+S = LabSettings(team_min_life=0, regroup_cooldown=0)
 
 
 def draft(*axes: str, promise: float = 0.5, author: str = "analyst-1") -> HypothesisDraft:
@@ -28,11 +30,12 @@ def draft(*axes: str, promise: float = 0.5, author: str = "analyst-1") -> Hypoth
 
 
 def test_falsified_needs_both_rotations_without_support_and_refutes() -> None:
-    assert is_falsified(team(rotations_since_support=3, refute=3), S)
-    assert is_falsified(team(rotations_since_support=5, refute=4, support=1), S)
+    assert is_falsified(team(rotations_since_support=3, refute=3, experiments=3), S)
+    assert is_falsified(team(rotations_since_support=5, refute=4, support=1, experiments=5), S)
     assert not is_falsified(team(rotations_since_support=2, refute=3), S)
     assert not is_falsified(team(rotations_since_support=3, refute=2), S)
-    assert is_falsified(team(rotations_since_support=1, refute=1), LabSettings(falsify_rotations=1, falsify_refutes=1))
+    assert is_falsified(team(rotations_since_support=1, refute=1, experiments=1),
+                        LabSettings(falsify_rotations=1, falsify_refutes=1, team_min_life=0))
 
 
 def test_counters_refuting_discard_on_the_hypothesis_axis() -> None:
@@ -67,6 +70,23 @@ def test_three_refuting_rotations_falsify_a_team() -> None:
         assert not is_falsified(t, S)
         t = update_counters(t, entry(i, "lr", "increase", {"lr": 0.01 * (i + 1)}, gain=-0.1))
     assert is_falsified(t, S)
+
+
+def test_a_team_is_not_falsified_before_its_minimum_life() -> None:
+    s = LabSettings(team_min_life=4)
+    t = team(axes=("lr",))
+    for i in range(3):
+        t = update_counters(t, entry(i, "lr", "increase", {"lr": 0.01 * (i + 1)}, gain=-0.1))
+    assert t.refute == 3 and not is_falsified(t, s)  # three refutes, but only three experiments
+    t = update_counters(t, entry(3, "lr", "increase", {"lr": 0.05}, gain=-0.1))
+    assert is_falsified(t, s)
+
+
+def test_a_regroup_waits_out_its_cool_down() -> None:
+    s = LabSettings(regroup_cooldown=12)
+    assert regroup_reason(explores(11), 0, 3, s) is None  # the no-keep window (9) is past, the cool-down is not
+    why = regroup_reason(explores(12), 0, 3, s)
+    assert why is not None and "no keep" in why
 
 
 # -- regroup triggers --------------------------------------------------------------------------
@@ -106,7 +126,7 @@ def test_only_explorations_since_the_last_formation_count() -> None:
 
 def test_discards_concentrated_on_few_axes_trigger_a_regroup() -> None:
     # A keep 9 back keeps the no-keep trigger quiet; the last 8 discards fall on 2 axes.
-    s = LabSettings(regroup_rotations_without_keep=10)
+    s = LabSettings(regroup_rotations_without_keep=10, regroup_cooldown=0)
     log = [entry(0, "act", "set", {"act": "gelu"}, outcome="keep", gain=0.5)] + explores(8, start=1, axes=("lr", "width"))
     why = regroup_reason(log, 0, 3, s)
     assert why is not None and "2 axes" in why
@@ -160,9 +180,13 @@ def test_when_too_strict_the_best_remaining_drafts_fill_in_once_each() -> None:
     assert [d.axes for d in chosen] == [["act"], ["lr"]]
     only = OrganizeReply(hypotheses=[draft("width", "act")], votes=[0])
     assert len(choose_drafts(only, 2, ["act"], {"width"}, set())) == 1
-    # Filling in never hands a team an exhausted axis either.
+    # Filling in never hands a team an exhausted axis, nor a primary axis another team owns:
+    # running short is better than two teams repeating each other on one axis.
     crowded = OrganizeReply(hypotheses=[draft("lr"), draft("lr", "width")], votes=[0])
-    assert [d.axes for d in choose_drafts(crowded, 2, [], {"width"}, set())] == [["lr"], ["lr"]]
+    assert [d.axes for d in choose_drafts(crowded, 2, [], {"width"}, set())] == [["lr"]]
+    # A draft led by a taken axis is re-led by one of its free axes.
+    led = OrganizeReply(hypotheses=[draft("lr"), draft("lr", "depth")], votes=[0])
+    assert [d.axes for d in choose_drafts(led, 2, [], set(), set())] == [["lr"], ["depth", "lr"]]
 
 
 def test_exhausted_axes() -> None:
@@ -188,19 +212,3 @@ def test_new_team_and_members() -> None:
     assert t.team_id == "t7" and t.status == "active" and t.hypothesis.axes == ["lr", "width"]
     assert t.formed_at_experiment == 12 and (t.support, t.refute, t.rotations) == (0, 0, 0)
     assert t.hypothesis.falsification and t.hypothesis.prediction
-
-
-def test_teams_on_one_primary_axis_merge_into_the_older() -> None:
-    from autosci_graph.graphs.teams import merge_overlapping
-    from autosci_graph.state import Hypothesis, Team
-
-    def team(tid: str, axes: list[str], members: list[str], status: str = "active") -> Team:
-        return Team(team_id=tid, members=members, status=status,  # type: ignore[arg-type]
-                    hypothesis=Hypothesis(statement=f"{axes[0]} matters here", prediction="p", falsification="f", axes=axes))
-
-    teams = [team("t1", ["lr", "width"], ["analyst-1"]), team("t2", ["depth"], ["analyst-2"]),
-             team("t3", ["lr", "dropout"], ["analyst-3"]), team("t4", ["depth"], ["analyst-4"], status="falsified")]
-    out, merged = merge_overlapping(teams)
-    assert merged == [("t1", "t3")]
-    assert out[0].hypothesis.axes == ["lr", "width", "dropout"] and out[0].members == ["analyst-1", "analyst-3"]
-    assert out[2].status == "merged" and out[1].status == "active" and out[3].status == "falsified"
