@@ -115,6 +115,8 @@ class Proposal(Record):
     bold: bool = False
     #: Required when the change falls inside a recorded failed range.
     what_is_different: str = ""
+    #: Deliberately tests the team's hypothesis against its claimed direction.
+    falsification_test: bool = False
     revision: int = 0
 
 
@@ -133,6 +135,9 @@ class Hypothesis(Record):
     prediction: str
     falsification: str
     axes: list[str] = Field(default_factory=list)
+    #: The direction the hypothesis claims per axis (e.g. ``{"lr": "increase"}``); a proposal
+    #: going the other way contradicts it unless it is tagged as a falsification test.
+    directions: dict[str, Direction] = Field(default_factory=dict)
 
 
 class Team(Record):

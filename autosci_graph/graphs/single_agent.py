@@ -60,7 +60,7 @@ def step(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     nb = Notebook(state, ctx.task)
     rotation = state.get("rotation", 0) + 1
     team = nb.teams[0]
-    reply = ctx.scientist.propose(nb.view(), team=team, author=AGENT, recalled=[], n=1)
+    reply = ctx.scientist.propose(nb.view(seed=ctx.settings.seed), team=team, author=AGENT, recalled=[], n=1)
     update: dict[str, Any] = {"rotation": rotation, "usage": reply.usage.to_state()}
     if not reply.proposals:
         update["idle_rounds"] = state.get("idle_rounds", 0) + 1

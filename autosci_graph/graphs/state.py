@@ -120,7 +120,7 @@ class Notebook:
     def results(self) -> list[RunResult]:
         return [e.result for e in self.log]
 
-    def view(self, *, feedback: list[Review] | None = None, experiments_left: int | None = None) -> LabView:
+    def view(self, *, feedback: list[Review] | None = None, experiments_left: int | None = None, seed: int = 0) -> LabView:
         """The shared state as an agent reads it."""
         log = self.log
         return LabView(
@@ -133,5 +133,6 @@ class Notebook:
             in_flight=[s.proposal for s in self.in_flight],
             experiments_left=experiments_left,
             feedback=feedback or [],
+            seed=seed,
         )
 

@@ -90,7 +90,7 @@ def propose(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     author = _proposer(team, rotation + state.get("revision", 0))
     feedback = [Review.model_validate(r) for r in state.get("feedback", [])]
     recalled = [RecalledMemory.model_validate(r) for r in state.get("recalled", [])]
-    reply = ctx.scientist.propose(nb.view(feedback=feedback), team=team, author=author, recalled=recalled, n=ctx.settings.proposals_per_turn)
+    reply = ctx.scientist.propose(nb.view(feedback=feedback, seed=ctx.settings.seed), team=team, author=author, recalled=recalled, n=ctx.settings.proposals_per_turn)
     rev = state.get("revision", 0)
     proposals = [
         Proposal(
@@ -98,7 +98,7 @@ def propose(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
             author=author, team=team.team_id, axis=d.axis, direction=d.direction,
             change=Change(knobs=d.knobs, diff=d.diff, description=d.rationale),
             rationale=d.rationale, prediction=d.prediction, bold=d.bold,
-            what_is_different=d.what_is_different, revision=rev,
+            what_is_different=d.what_is_different, falsification_test=d.falsification_test, revision=rev,
         ).to_state()
         for i, d in enumerate(reply.proposals)
     ]
@@ -112,7 +112,7 @@ def critique(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     ctx = runtime.context
     nb = _notebook(state, ctx)
     team = _team(state, nb)
-    view = nb.view()
+    view = nb.view(seed=ctx.settings.seed)
     rotation = state["lab"].get("rotation", 0)
     reviews: list[Review] = []
     usage: dict[str, Any] = {}

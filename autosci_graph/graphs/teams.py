@@ -102,7 +102,8 @@ def choose_drafts(
 def new_team(draft: HypothesisDraft, team_id: str, members: list[str], at_experiment: int) -> Team:
     return Team(
         team_id=team_id,
-        hypothesis=Hypothesis(statement=draft.statement, prediction=draft.prediction, falsification=draft.falsification, axes=draft.axes),
+        hypothesis=Hypothesis(statement=draft.statement, prediction=draft.prediction, falsification=draft.falsification, axes=draft.axes,
+                              directions={a: d for a, d in draft.directions.items() if a in draft.axes}),
         members=members,
         formed_at_experiment=at_experiment,
     )

@@ -81,6 +81,8 @@ class LabView(_Model):
     experiments_left: int | None = None
     #: Reviews that rejected this agent's earlier drafts in the current turn (for revision).
     feedback: list[Review] = Field(default_factory=list)
+    #: The lab's seed (``LabSettings.seed``): a scientist's randomness derives from it and the state.
+    seed: int = 0
 
 
 class HypothesisDraft(_Model):
@@ -90,6 +92,8 @@ class HypothesisDraft(_Model):
     prediction: str = Field(min_length=3)
     falsification: str = Field(min_length=3)
     axes: list[str] = Field(min_length=1)
+    #: The direction claimed per axis, when the hypothesis claims one.
+    directions: dict[str, Direction] = Field(default_factory=dict)
     author: str = ""
     #: Agent-estimated promise in [0, 1]; used to rank drafts when votes tie.
     promise: float = Field(default=0.5, ge=0.0, le=1.0)
@@ -106,6 +110,7 @@ class ProposalDraft(_Model):
     prediction: str = ""
     bold: bool = False
     what_is_different: str = ""
+    falsification_test: bool = False
 
 
 class ReviewDraft(_Model):

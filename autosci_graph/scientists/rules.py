@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from autosci_graph.lab.changes import StackingError, champion_key, change_key, change_to_run
 from autosci_graph.scientists.base import LabView, RecalledMemory
-from autosci_graph.scientists.knowledge import change_key
 from autosci_graph.state import Change, ExperimentEntry, Proposal, Review
-from autosci_graph.task import KnobValue, ResearchTask
+from autosci_graph.task import CategoricalKnob, KnobValue, ResearchTask
 
 
 @dataclass(frozen=True)
@@ -26,12 +26,27 @@ class CritiqueRules:
     dead_end_discards: int = 3
     #: Recalled memories at least this similar count as "a similar failure in memory".
     similar_failure_score: float = 0.80
+    #: A move tagged bold must step at least this fraction of its knob's (log) range.
+    bold_min_step: float = 0.2
 
 
 def refutes(entry: ExperimentEntry) -> bool:
     """A crash, or a discard that measured no gain. A discarded noise-level gain is not evidence
     against its direction, so it neither builds a dead end nor refutes a hypothesis."""
     return entry.outcome == "crash" or (entry.outcome == "discard" and (entry.gain is None or entry.gain <= 0))
+
+
+def unit_step(task: ResearchTask, champion: dict[str, KnobValue], knobs: dict[str, KnobValue], axis: str | None) -> float | None:
+    """How far ``axis`` moves, as a fraction of its (log) range; 1.0 for a categorical switch;
+    ``None`` when the proposal does not set it."""
+    knob = task.knobs.get(axis or "")
+    if knob is None or axis not in knobs:
+        return None
+    if isinstance(knob, CategoricalKnob):
+        return 1.0 if knobs[axis] != champion.get(axis, knob.default) else 0.0
+    from autosci_graph.scientists.surrogate import unit
+
+    return abs(unit(knob, knobs[axis]) - unit(knob, champion.get(axis, knob.default)))
 
 
 def _reject(p: Proposal, rule: str, reason: str) -> Review:
@@ -73,17 +88,35 @@ def auto_review(
     except ValueError as exc:
         return _reject(p, "invalid_knob", f"Change is outside the task's search space: {exc}.")
 
-    candidate = Change(knobs={**view.champion.config, **p.change.knobs}, diff=p.change.diff or view.champion.diff)
+    try:
+        candidate = change_to_run(view.champion, p.change)
+    except StackingError:
+        candidate = Change(knobs={**view.champion.config, **p.change.knobs}, diff=p.change.diff)
     key = change_key(task, candidate)
-    if key == change_key(task, Change(knobs=dict(view.champion.config), diff=view.champion.diff)):
+    if key == champion_key(task, view.champion):
         # Restating the champion's own values would re-run the champion as an "exploration".
         return _reject(p, "empty_change", "Proposal restates the champion's configuration; change at least one value.")
     for e in view.experiments:
-        if e.result.status != "bad_change" and change_key(task, e.result.change) == key and e.kind == "explore":
-            return _reject(p, "duplicate", f"This exact configuration already ran as {e.result.experiment_id} (outcome {e.outcome}).")
+        # Any measured run counts, the default configuration's baseline runs included: an exact
+        # repeat only buys another seed of a known result, which the promotion rule asks for itself.
+        if e.result.status != "bad_change" and change_key(task, e.result.change) == key:
+            return _reject(p, "duplicate", f"This exact configuration already ran as {e.result.experiment_id} "
+                                           f"({e.kind}, outcome {e.outcome}); propose a different value.")
     for q in view.in_flight:
         if change_key(task, Change(knobs={**view.champion.config, **q.change.knobs}, diff=q.change.diff)) == key:
             return _reject(p, "duplicate", f"This exact configuration is already queued as {q.proposal_id}.")
+    team = next((t for t in view.teams if t.team_id == p.team), None)
+    claimed = team.hypothesis.directions.get(p.axis) if team is not None else None
+    if claimed in ("increase", "decrease") and p.direction in ("increase", "decrease") and p.direction != claimed \
+            and not p.falsification_test:
+        return _reject(p, "contradicts_hypothesis",
+                       f"Team {p.team}'s hypothesis claims {p.axis} should {claimed}; this proposal goes the other way. "
+                       "Tag it as a falsification test (falsification_test=true) if that is the point.")
+    step = unit_step(task, view.champion.config, p.change.knobs, p.axis)
+    if p.bold and step is not None and step < rules.bold_min_step:
+        return _reject(p, "bold_too_small",
+                       f"Tagged bold, but {p.axis} moves {step:.0%} of its range (bold needs {rules.bold_min_step:.0%}); "
+                       "take a bigger step or drop the bold tag.")
 
     family = (p.axis, p.direction)
     # "Recently" counts every experiment, so repeat runs of the champion also let a family cool down.

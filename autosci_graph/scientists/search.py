@@ -5,12 +5,15 @@ How it thinks, from the shared state only (it keeps nothing between calls):
 * **organize** — splits the knobs among teams so that every team owns at least one never-tested
   axis, ranks axes by measured effect (an upper-confidence score: mean gain over the noise floor
   plus a bonus for axes tried rarely) and writes a falsifiable hypothesis per team.
-* **propose** — a coordinate pattern search around the champion: on the team's best axis it keeps
-  going in a direction that produced keeps, reverses a direction that failed, and halves the step
-  toward a recorded failure instead of repeating it; a second, bold proposal on another axis takes
-  a step three to four times larger. Recalled failures from memory count as recorded failures.
-* **critique** — the automatic rules, plus a nearest-neighbour surrogate of past results: a
-  proposal whose nearest measured neighbours lost clearly more than the noise floor is rejected.
+* **propose** — candidates around the champion on the team's own axes: steps of fixed fractions
+  of each knob's (log) range (a bold one is ``BOLD_STEP`` of the range, so steps never shrink to
+  nothing), after a keep the bracket of that move (its midpoint and an overshoot), joint moves of
+  two team axes, and every other choice of a categorical. A Gaussian-process surrogate fitted to
+  every result (:mod:`~autosci_graph.scientists.surrogate`) ranks them by expected improvement;
+  before it has enough data, bold moves on untested axes go first. Candidates the automatic rules
+  would reject (repeats, failed ranges, recalled failures, contradictions) are never proposed.
+* **critique** — the automatic rules, plus the same surrogate: a proposal it confidently predicts
+  to lose by more than the noise floor is rejected.
 """
 
 from __future__ import annotations
@@ -31,61 +34,22 @@ from autosci_graph.scientists.base import (
     ReviewDraft,
     Scientist,
 )
-from autosci_graph.scientists.knowledge import full_config
-from autosci_graph.scientists.rules import auto_review
+from autosci_graph.scientists.rules import auto_review, unit_step
+from autosci_graph.scientists.surrogate import Surrogate, from_unit, unit
 from autosci_graph.state import Change, Direction, Proposal, Team
 from autosci_graph.task import CategoricalKnob, FloatKnob, IntKnob, Knob, KnobValue
 
-_NORMAL_STEP = {"log": 2.0, "linear": 0.15}
-_BOLD_STEP = {"log": 4.0, "linear": 0.35}
-#: Once the usual step is taken (tried, or blocked by a failure), the search refines: each scale
-#: shrinks the step, so it keeps finding untried points near the champion instead of stalling.
-_REFINE_SCALES = (1.0, 0.5, 0.25, 0.125)
+#: A bold move steps this fraction of the knob's (log) range; the others step fractions of it.
+BOLD_STEP = 0.25
+_STEPS = (BOLD_STEP, BOLD_STEP / 2, BOLD_STEP / 4)
+#: Joint moves of two team axes sampled per proposal turn.
+_JOINT_SAMPLES = 12
 
 
 def _rng(*parts: object) -> random.Random:
-    # Seeded from the state, so a resumed run makes the same proposals it would have made.
+    # Seeded from the lab's seed and the state, so a resumed run makes the same proposals.
     digest = hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()
     return random.Random(int(digest[:16], 16))
-
-
-def _to_unit(knob: Knob, value: KnobValue) -> float:
-    """Position of a value in [0, 1] along its knob (log scale where the knob is)."""
-    if isinstance(knob, CategoricalKnob):
-        return knob.choices.index(knob.validate_value(value)) / max(1, len(knob.choices) - 1)
-    lo, hi, v = float(knob.low), float(knob.high), float(value)  # type: ignore[arg-type]
-    if knob.log:
-        return (math.log(v) - math.log(lo)) / (math.log(hi) - math.log(lo))
-    return (v - lo) / (hi - lo)
-
-
-def _move(knob: Knob, value: KnobValue, direction: Direction, bold: bool, toward: float | None = None, scale: float = 1.0) -> KnobValue | None:
-    """The knob value one step away from ``value``; ``None`` when the bound is already reached.
-
-    With ``toward`` (a recorded failure on this side) it takes half the way there instead.
-    """
-    if isinstance(knob, CategoricalKnob):
-        return None
-    v = float(value)  # type: ignore[arg-type]
-    sign = 1.0 if direction == "increase" else -1.0
-    if toward is not None:
-        new = math.sqrt(v * toward) if knob.log and v > 0 and toward > 0 else (v + toward) / 2
-    elif knob.log:
-        factor = (_BOLD_STEP if bold else _NORMAL_STEP)["log"] ** scale
-        new = v * factor**sign
-    else:
-        new = v + sign * scale * (_BOLD_STEP if bold else _NORMAL_STEP)["linear"] * (float(knob.high) - float(knob.low))
-    new = min(max(new, float(knob.low)), float(knob.high))
-    if isinstance(knob, IntKnob):
-        new_i = int(round(new))
-        if new_i == int(v):
-            new_i = int(v) + int(sign)
-        if not knob.low <= new_i <= knob.high:
-            return None
-        return new_i
-    if math.isclose(new, v, rel_tol=1e-9):
-        return None
-    return float(f"{new:.4g}")
 
 
 class SearchScientist(Scientist):
@@ -99,14 +63,12 @@ class SearchScientist(Scientist):
 
     Args:
         exploration: weight of the bonus for rarely tried axes in the axis score.
-        surrogate_k: neighbours the critique surrogate averages over.
     """
 
     name = "search"
 
-    def __init__(self, *, exploration: float = 1.0, surrogate_k: int = 3) -> None:
+    def __init__(self, *, exploration: float = 1.0) -> None:
         self.exploration = exploration
-        self.surrogate_k = surrogate_k
 
     # -- organize ----------------------------------------------------------------------------
 
@@ -142,9 +104,12 @@ class SearchScientist(Scientist):
             own = list(dict.fromkeys(own))[:3]
             primary = own[0]
             eff = view.knowledge.effects.get(primary)
-            if eff and eff.by_direction:
+            directions: dict[str, Direction] = {}
+            if eff and eff.by_direction and max(eff.by_direction.values()) > 0:
                 direction = max(eff.by_direction, key=lambda d: eff.by_direction[d])
                 claim = f"moving {primary} ({direction}) improves {metric.name}"
+                if direction in ("increase", "decrease"):
+                    directions[primary] = direction  # type: ignore[assignment]
             else:
                 claim = f"{primary} is mis-set at the champion and moving it improves {metric.name}"
             drafts.append(
@@ -153,6 +118,7 @@ class SearchScientist(Scientist):
                     prediction=f"a {primary} change beats the champion's {metric.name} by more than the noise floor within 3 rotations",
                     falsification=f"3 refuting discards on {', '.join(own)} and no supporting keep over 3 rotations",
                     axes=own,
+                    directions=directions,
                     author=agents[i % len(agents)] if agents else "search",
                     promise=min(1.0, max(0.0, 0.5 + 0.05 * scores[primary])),
                 )
@@ -166,154 +132,124 @@ class SearchScientist(Scientist):
 
     # -- propose -----------------------------------------------------------------------------
 
-    def _failures_on(self, view: LabView, axis: str, recalled: Sequence[RecalledMemory]) -> list[tuple[float, str]]:
-        """Numeric values on ``axis`` where runs failed (dead ends and recalled failures)."""
-        out: list[tuple[float, str]] = []
-        for d in view.dead_ends:
-            if d.axis == axis and isinstance(d.value, (int, float)) and not isinstance(d.value, bool):
-                out.append((float(d.value), d.experiment_id))
-        for m in recalled:
-            v = m.knobs.get(axis)
-            if m.outcome != "keep" and m.axis == axis and isinstance(v, (int, float)) and not isinstance(v, bool):
-                out.append((float(v), m.experiment_id))
-        return out
-
-    def _candidate(self, view: LabView, axis: str, bold: bool, recalled: Sequence[RecalledMemory], rng: random.Random) -> ProposalDraft | None:
-        knob = view.task.knobs[axis]
-        champ_value = view.champion.config.get(axis, knob.default)
-        eff = view.knowledge.effects.get(axis)
-        if isinstance(knob, CategoricalKnob):
-            tried = {str(e.result.change.knobs.get(axis)) for e in view.experiments}
-            options = [c for c in knob.choices if c != champ_value]
-            rng.shuffle(options)
-            options.sort(key=lambda c: str(c) in tried)  # never-measured values first
-            for choice in options:
-                draft = ProposalDraft(axis=axis, direction="set", knobs={axis: choice}, bold=bold,
-                                      rationale=f"{axis}={choice!r} instead of {champ_value!r}, measured against the current champion",
-                                      prediction=f"{view.task.metric.name} improves beyond noise")
-                if not self._rule_blocked(view, draft):
-                    return draft
-            return None
-        directions: list[Direction] = ["increase", "decrease"]
-        if eff and eff.by_direction:
-            directions.sort(key=lambda d: -eff.by_direction.get(d, 0.0))
+    def propose(self, view: LabView, *, team: Team, author: str, recalled: list[RecalledMemory], n: int = 2) -> ProposeReply:
+        rng = _rng(view.seed, view.task.name, len(view.experiments), team.team_id, author, len(view.feedback))
+        task = view.task
+        own = [a for a in team.hypothesis.axes if a in task.knobs]
+        theirs = {t.hypothesis.axes[0] for t in view.teams if t.status == "active" and t.team_id != team.team_id and t.hypothesis.axes}
+        # Other teams' primary axes are theirs to mine; stray there only when nothing else is left.
+        rest = [a for a in task.knobs if a not in own and a not in theirs] + [a for a in task.knobs if a not in own and a in theirs]
+        surrogate = Surrogate.fit(task, view.experiments, view.champion.metric, seed=view.seed)
+        for axes in (own, own + rest):
+            drafts = [d for d in self._candidates(view, axes, rng) if not self._rule_blocked(view, d, team, recalled)]
+            if drafts:
+                break
         else:
-            rng.shuffle(directions)
-        failures = self._failures_on(view, axis, recalled)
-        scales = _REFINE_SCALES[:1] if bold else _REFINE_SCALES
-        momentum = self._momentum(view, axis)
-        for scale in scales:
-            for direction in directions:
-                # A direction that just produced a keep is followed with a doubled step.
-                s = scale * (2.0 if direction == momentum and scale == 1.0 and not bold else 1.0)
-                step = self._step(view, axis, knob, champ_value, direction, bold, s, failures, eff)
-                if step is not None and not self._rule_blocked(view, step):
-                    return step
-        return None
+            return ProposeReply(proposals=[])
+        scores = self._scores(view, drafts, surrogate, rng)
+        order = sorted(range(len(drafts)), key=lambda i: -scores[i])
+        first = drafts[order[0]]
+        chosen = [first]
+        if n >= 2:
+            bold = next((drafts[i] for i in order if drafts[i].bold and drafts[i].axis != first.axis), None)
+            other = bold or next((drafts[i] for i in order if drafts[i].axis != first.axis), None)
+            if other is not None:
+                chosen.append(other)
+        return ProposeReply(proposals=chosen[:n])
+
+    def _candidates(self, view: LabView, axes: list[str], rng: random.Random) -> list[ProposalDraft]:
+        """Moves from the champion on ``axes``: fixed-fraction steps both ways, the bracket of
+        the last keep on each axis, joint moves of two axes, every other categorical choice."""
+        task, champ = view.task, view.champion.config
+        out: list[ProposalDraft] = []
+        numeric = [a for a in axes if not isinstance(task.knobs[a], CategoricalKnob)]
+        for axis in axes:
+            knob = task.knobs[axis]
+            current = champ.get(axis, knob.default)
+            if isinstance(knob, CategoricalKnob):
+                out += [self._draft(view, {axis: c}, f"{axis}={c!r} instead of {current!r}") for c in knob.choices if c != current]
+                continue
+            u0 = unit(knob, current)
+            targets = [u0 + sign * step for step in _STEPS for sign in (1.0, -1.0)]
+            bracket = self._last_move(view, axis)
+            if bracket is not None:
+                before, after = unit(knob, bracket[0]), unit(knob, bracket[1])
+                targets += [(before + after) / 2, after + (after - before)]  # the midpoint and an overshoot
+            for u in targets:
+                value = from_unit(knob, u)
+                if value != current:
+                    out.append(self._draft(view, {axis: value}, f"{axis} from {current} to {value}"))
+        for _ in range(_JOINT_SAMPLES if len(numeric) >= 2 else 0):
+            a, b = rng.sample(numeric, 2)
+            knobs = {}
+            for axis in (a, b):
+                knob = task.knobs[axis]
+                knobs[axis] = from_unit(knob, unit(knob, champ.get(axis, knob.default)) + rng.uniform(-BOLD_STEP, BOLD_STEP))
+            if any(knobs[k] != champ.get(k) for k in knobs):
+                out.append(self._draft(view, knobs, "joint move of " + " and ".join(f"{k} to {v}" for k, v in knobs.items())))
+        unique: dict[str, ProposalDraft] = {}
+        for d in out:
+            unique.setdefault(repr(sorted(d.knobs.items())), d)
+        return list(unique.values())
 
     @staticmethod
-    def _momentum(view: LabView, axis: str) -> str | None:
-        """The direction of the last exploration on ``axis``, if it was kept."""
-        for e in reversed(view.experiments):
-            if e.proposal.axis == axis and e.kind in ("explore", "confirm") and e.outcome != "pending_confirmation":
-                return e.proposal.direction if e.outcome == "keep" else None
-        return None
-
-    def _step(self, view: LabView, axis: str, knob: Knob, champ_value: KnobValue, direction: Direction, bold: bool,
-              scale: float, failures: list[tuple[float, str]], eff: object) -> ProposalDraft | None:
-        value = _move(knob, champ_value, direction, bold, scale=scale)
-        if value is None:
+    def _last_move(view: LabView, axis: str) -> tuple[KnobValue, KnobValue] | None:
+        """The values of ``axis`` before and after the latest keep that moved it, if that keep
+        made the current champion's value (a bracket is only useful around the current point)."""
+        config = dict(view.task.default_config())
+        move = None
+        for e in view.experiments:
+            if e.outcome == "keep" and e.kind in ("explore", "confirm"):
+                new = e.result.change.knobs
+                if new.get(axis) != config.get(axis):
+                    move = (config.get(axis), new.get(axis))
+                config = {**config, **new}
+        if move is None or move[1] != view.champion.config.get(axis):
             return None
-        champ_f = float(champ_value)  # type: ignore[arg-type]
-        blocking = [(f, eid) for f, eid in failures
-                    if (f > champ_f and float(value) >= f) or (f < champ_f and float(value) <= f)]
-        note = ""
-        if blocking:
-            nearest, eid = min(blocking, key=lambda t: abs(t[0] - champ_f))
-            value = _move(knob, champ_value, direction, bold, toward=nearest)
-            if value is None or math.isclose(float(value), nearest):
-                return None
-            note = f"{eid} failed at {axis}={nearest:g}; this is a half step toward it, not the same move"
-        by_dir = getattr(eff, "by_direction", {}) or {}
-        gain_txt = f" (measured {direction} gain {by_dir[direction]:+.4g})" if direction in by_dir else ""
-        return ProposalDraft(
-            axis=axis, direction=direction, knobs={axis: value}, bold=bold, what_is_different=note,
-            rationale=f"{'bold ' if bold else ''}{direction} of {axis} from {champ_value} to {value}{gain_txt}",
-            prediction=f"{view.task.metric.name} improves by more than the noise floor",
-        )
-        return None
+        return move  # type: ignore[return-value]
 
-    def propose(self, view: LabView, *, team: Team, author: str, recalled: list[RecalledMemory], n: int = 2) -> ProposeReply:
-        rng = _rng(view.task.name, len(view.experiments), team.team_id, author, len(view.feedback))
-        scores = self._axis_scores(view)
-        own = [a for a in team.hypothesis.axes if a in view.task.knobs]
-        # Other teams' primary axes are theirs to mine; stray there only when nothing else is left.
-        theirs = {t.hypothesis.axes[0] for t in view.teams if t.status == "active" and t.team_id != team.team_id and t.hypothesis.axes}
-        others = sorted((a for a in view.task.knobs if a not in own), key=lambda a: (a in theirs, -scores[a]))
-        position = {k: i for i, k in enumerate(view.task.knobs)}
-        order = sorted(own, key=lambda a: (-scores[a] + rng.random() * 0.1, position[a])) + others
-        drafts: list[ProposalDraft] = []
-        used: set[str] = set()
-        shift = len(view.feedback)  # a revision after rejections moves down the ranking
-        for bold in ([False, True] if n >= 2 else [False]):
-            for axis in order[shift:] + order[:shift]:
-                if axis in used:
-                    continue
-                d = self._candidate(view, axis, bold, recalled, rng)
-                if d is not None:
-                    drafts.append(d)
-                    used.add(axis)
-                    break
-        return ProposeReply(proposals=drafts[:n])
+    @staticmethod
+    def _draft(view: LabView, knobs: dict[str, KnobValue], what: str) -> ProposalDraft:
+        task, champ = view.task, view.champion.config
+        steps = {a: unit_step(task, champ, knobs, a) or 0.0 for a in knobs}
+        axis = max(steps, key=lambda a: steps[a])
+        knob = task.knobs[axis]
+        direction: Direction = "set"
+        if not isinstance(knob, CategoricalKnob):
+            direction = "increase" if float(knobs[axis]) > float(champ.get(axis, knob.default)) else "decrease"  # type: ignore[arg-type]
+        bold = steps[axis] >= BOLD_STEP * 0.8 and not isinstance(knob, CategoricalKnob)
+        return ProposalDraft(axis=axis, direction=direction, knobs=knobs, bold=bold,
+                             rationale=f"{'bold ' if bold else ''}{what} ({steps[axis]:.0%} of its range)",
+                             prediction=f"{task.metric.name} improves beyond the noise floor")
 
-    def _rule_blocked(self, view: LabView, d: ProposalDraft) -> bool:
+    def _scores(self, view: LabView, drafts: list[ProposalDraft], surrogate: Surrogate | None, rng: random.Random) -> list[float]:
+        """Expected improvement under the surrogate; before it is fitted, bold moves on
+        untested axes first, ties broken by the seeded generator."""
+        if surrogate is not None:
+            ei = surrogate.expected_improvement([{**view.champion.config, **d.knobs} for d in drafts])
+            return [float(x) + 1e-12 * rng.random() for x in ei]
+        untested = set(view.knowledge.untested_axes)
+        return [2.0 * (d.axis in untested) + 1.0 * d.bold + (len(d.knobs) == 1) + rng.random() * 0.5 for d in drafts]
+
+    def _rule_blocked(self, view: LabView, d: ProposalDraft, team: Team, recalled: list[RecalledMemory]) -> bool:
         """Skip drafts that the automatic rules will certainly reject (saves a revision)."""
-        probe = Proposal(proposal_id="probe", author="search", team="", axis=d.axis, direction=d.direction,
-                         change=Change(knobs=d.knobs), what_is_different=d.what_is_different)
-        return auto_review(probe, view) is not None
+        probe = Proposal(proposal_id="probe", author="search", team=team.team_id, axis=d.axis, direction=d.direction,
+                         change=Change(knobs=d.knobs), bold=d.bold, what_is_different=d.what_is_different)
+        return auto_review(probe, view, recalled) is not None
 
     # -- critique ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _losing_family(view: LabView, proposal: Proposal, sigma: float | None) -> str | None:
-        """Two clear losses (each worse than 2σ) in this axis+direction since the last keep: the
-        critic stops the family one run before the dead-end rule would."""
-        if not sigma:
-            return None
-        since = max((e.index for e in view.experiments if e.outcome == "keep" and e.kind in ("explore", "confirm")), default=-1)
-        fam = [e for e in view.experiments if e.kind == "explore" and e.index > since
-               and (e.proposal.axis, e.proposal.direction) == (proposal.axis, proposal.direction)]
-        losses = [e for e in fam if e.gain is not None and e.gain < -2 * sigma]
-        if len(losses) >= 2 and len(losses) == len(fam):
-            ids = ", ".join(f"{e.result.experiment_id} ({e.gain:+.3g})" for e in losses)
-            return (f"{proposal.axis}/{proposal.direction} lost clearly twice since the last keep ({ids}; 2σ = "
-                    f"{2 * sigma:.3g}); a third move the same way is predicted to lose")
-        return None
-
     def critique(self, view: LabView, *, proposal: Proposal, reviewer: str, recalled: list[RecalledMemory]) -> CritiqueReply:
-        task = view.task
-        sigma = view.knowledge.noise_sigma
-        losing = self._losing_family(view, proposal, sigma)
-        if losing:
-            return CritiqueReply(review=ReviewDraft(approve=False, reason=losing))
-        cfg = full_config(task, proposal.change.model_copy(update={"knobs": {**view.champion.config, **proposal.change.knobs}}))
-        neighbours: list[tuple[float, float, str]] = []
-        for e in view.experiments:
-            if e.gain is None or e.kind != "explore":
-                continue
-            other = full_config(task, e.result.change)
-            dist = math.sqrt(sum((_to_unit(knob, cfg[k]) - _to_unit(knob, other[k])) ** 2 for k, knob in task.knobs.items() if k in other and k in cfg))
-            neighbours.append((dist, e.gain, e.result.experiment_id))
-        neighbours.sort()
-        near = [n for n in neighbours[: self.surrogate_k] if n[0] < 0.12]
-        if near and sigma:
-            predicted = sum(g for _, g, _ in near) / len(near)
-            ids = ", ".join(i for _, _, i in near)
-            if predicted < -2 * sigma:
-                return CritiqueReply(review=ReviewDraft(approve=False, reason=(
-                    f"surrogate: nearest measured neighbours ({ids}) lost {predicted:+.4g} on average, "
-                    f"more than 2σ ({2 * sigma:.3g}); this change is predicted to lose too")))
+        sigma = view.knowledge.noise_sigma or 0.0
+        surrogate = Surrogate.fit(view.task, view.experiments, view.champion.metric, seed=view.seed)
+        if surrogate is None:
             return CritiqueReply(review=ReviewDraft(approve=True, reason=(
-                f"surrogate predicts gain {predicted:+.4g} from neighbours {ids}; not in a recorded failed range")))
+                f"{proposal.axis}/{proposal.direction}: too few results for the surrogate to judge; tagged, "
+                "not a repeat, not in a failed range: worth a run")))
+        gain, std = surrogate.predict([{**view.champion.config, **proposal.change.knobs}])
+        g, sd = float(gain[0]), float(std[0])
+        if g + 2 * sd < 0 and g < -2 * sigma:
+            return CritiqueReply(review=ReviewDraft(approve=False, reason=(
+                f"surrogate predicts a loss of {g:+.4g} ± {sd:.3g} (noise σ {sigma:.3g}): confidently worse than the champion")))
         return CritiqueReply(review=ReviewDraft(approve=True, reason=(
-            f"{proposal.axis}/{proposal.direction} is unexplored near this point; tagged, not in a failed range, worth a run")))
+            f"surrogate predicts gain {g:+.4g} ± {sd:.3g} over the champion; not a repeat, not in a failed range")))

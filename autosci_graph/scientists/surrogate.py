@@ -1,0 +1,116 @@
+"""A Gaussian-process surrogate of the metric, fitted to every result so far (scikit-learn).
+
+The offline scientist proposes where the surrogate expects improvement and its critic rejects
+what the surrogate confidently predicts to lose; the same model serves both, so proposal and
+review agree. Configurations are encoded in the unit cube of the task's knobs (log knobs in log
+space, categoricals one-hot), targets are *gains* (higher is better whatever the metric's
+direction). Failed runs (crashes, divergence) enter as the worst value seen, so the model learns
+to avoid a divergence cliff. A Matérn kernel with one length scale per knob learns which knobs
+matter (irrelevant knobs get long length scales); a white-noise term absorbs seed noise.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from autosci_graph.state import ExperimentEntry
+from autosci_graph.task import CategoricalKnob, IntKnob, Knob, KnobValue, ResearchTask
+
+#: Fewer successful results than this and the surrogate is not fitted (its guesses would be noise).
+MIN_POINTS = 4
+
+
+def unit(knob: Knob, value: KnobValue) -> float:
+    """Position of a numeric value in [0, 1] along its knob (log scale where the knob is)."""
+    if isinstance(knob, CategoricalKnob):
+        raise TypeError("categorical knobs have no unit position")
+    lo, hi, v = float(knob.low), float(knob.high), float(value)  # type: ignore[arg-type]
+    if knob.log:
+        return (math.log(max(v, 1e-300)) - math.log(lo)) / (math.log(hi) - math.log(lo))
+    return (v - lo) / (hi - lo)
+
+
+def from_unit(knob: Knob, u: float) -> KnobValue:
+    """The knob value at unit position ``u`` (clipped to the range, ints rounded)."""
+    if isinstance(knob, CategoricalKnob):
+        raise TypeError("categorical knobs have no unit position")
+    u = min(1.0, max(0.0, u))
+    lo, hi = float(knob.low), float(knob.high)
+    v = math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))) if knob.log else lo + u * (hi - lo)
+    if isinstance(knob, IntKnob):
+        return int(min(max(round(v), knob.low), knob.high))  # type: ignore[arg-type]
+    return float(f"{v:.4g}")
+
+
+def encode(task: ResearchTask, config: Mapping[str, KnobValue]) -> list[float]:
+    row: list[float] = []
+    for name, knob in task.knobs.items():
+        value = config.get(name, knob.default)
+        if isinstance(knob, CategoricalKnob):
+            row.extend(1.0 if value == c else 0.0 for c in knob.choices)
+        else:
+            row.append(unit(knob, value))
+    return row
+
+
+@dataclass
+class Surrogate:
+    """A fitted surrogate: predicted gain (vs the champion) and its uncertainty per configuration."""
+
+    task: ResearchTask
+    model: object
+    baseline: float  # the champion's metric, in gain units the predictions are relative to
+    #: Noise-free best predicted gain among measured points (the incumbent for expected improvement).
+    incumbent: float
+
+    @classmethod
+    def fit(cls, task: ResearchTask, entries: Sequence[ExperimentEntry], champion_metric: float | None,
+            seed: int = 0) -> "Surrogate | None":
+        """Fit on every run so far; ``None`` with too few results to say anything."""
+        if champion_metric is None or not task.knobs:
+            return None
+        sign = -1.0 if task.metric.minimize else 1.0
+        ok = [(e.result.change.knobs, float(e.result.metric)) for e in entries
+              if e.result.ok and e.result.metric is not None and math.isfinite(e.result.metric)]
+        if len(ok) < MIN_POINTS:
+            return None
+        worst = min(sign * m for _, m in ok)
+        spread = max(sign * m for _, m in ok) - worst
+        failed = [e.result.change.knobs for e in entries
+                  if e.result.status in ("diverged", "crash", "oom", "timeout", "no_metric") and e.result.change.knobs]
+        xs = [encode(task, {**task.default_config(), **k}) for k, _ in ok] + \
+             [encode(task, {**task.default_config(), **k}) for k in failed]
+        ys = [sign * m for _, m in ok] + [worst - 0.5 * max(spread, 1e-9)] * len(failed)
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+
+        dims = len(xs[0])
+        kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern(length_scale=[0.5] * dims, length_scale_bounds=(0.05, 20.0), nu=2.5) \
+            + WhiteKernel(noise_level=1e-2, noise_level_bounds=(1e-8, 1.0))
+        model = GaussianProcessRegressor(kernel=kernel, normalize_y=True, n_restarts_optimizer=1, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence chatter on tiny data sets
+            model.fit(np.asarray(xs), np.asarray(ys))
+        mean = model.predict(np.asarray(xs[: len(ok)]))
+        return cls(task=task, model=model, baseline=sign * champion_metric, incumbent=float(np.max(mean)))
+
+    def predict(self, configs: Sequence[Mapping[str, KnobValue]]) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted gain over the champion and its standard deviation, per configuration."""
+        x = np.asarray([encode(self.task, {**self.task.default_config(), **c}) for c in configs])
+        mean, std = self.model.predict(x, return_std=True)  # type: ignore[attr-defined]
+        return mean - self.baseline, std
+
+    def expected_improvement(self, configs: Sequence[Mapping[str, KnobValue]]) -> np.ndarray:
+        """Expected improvement over the best predicted measured point."""
+        from scipy.stats import norm
+
+        gain, std = self.predict(configs)
+        best = self.incumbent - self.baseline
+        std = np.maximum(std, 1e-12)
+        z = (gain - best) / std
+        return (gain - best) * norm.cdf(z) + std * norm.pdf(z)
