@@ -51,7 +51,7 @@ class ProposalAnswer(_Answer):
     diff: str | None = Field(default=None, description="Unified diff of editable files, only for code changes.")
     rationale: str = Field(min_length=10, description="Why, citing measured effects or the hypothesis.")
     prediction: str = Field(min_length=3, description="Expected effect on the metric.")
-    bold: bool = Field(default=False, description="True for a large move (e.g. >=2x a knob, >=10% model size).")
+    bold: bool = Field(default=False, description="True for a large move: at least 10% of the knob's (log) range (e.g. 2x a learning rate), or >=10% model size.")
     what_is_different: str = Field(default="", description="Required when near a recalled failure: what differs.")
 
 

@@ -26,8 +26,9 @@ class CritiqueRules:
     dead_end_discards: int = 3
     #: Recalled memories at least this similar count as "a similar failure in memory".
     similar_failure_score: float = 0.80
-    #: A move tagged bold must step at least this fraction of its knob's (log) range.
-    bold_min_step: float = 0.2
+    #: A move tagged bold must step at least this fraction of its knob's (log) range (2x of a
+    #: learning rate over 2.5 decades is 12%).
+    bold_min_step: float = 0.1
 
 
 def refutes(entry: ExperimentEntry) -> bool:

@@ -139,7 +139,7 @@ class SearchScientist(Scientist):
         theirs = {t.hypothesis.axes[0] for t in view.teams if t.status == "active" and t.team_id != team.team_id and t.hypothesis.axes}
         # Other teams' primary axes are theirs to mine; stray there only when nothing else is left.
         rest = [a for a in task.knobs if a not in own and a not in theirs] + [a for a in task.knobs if a not in own and a in theirs]
-        surrogate = Surrogate.fit(task, view.experiments, view.champion.metric, seed=view.seed)
+        surrogate = Surrogate.fit(task, view.experiments, view.champion, seed=view.seed)
         for axes in (own, own + rest):
             drafts = [d for d in self._candidates(view, axes, rng) if not self._rule_blocked(view, d, team, recalled)]
             if drafts:
@@ -227,7 +227,7 @@ class SearchScientist(Scientist):
         untested axes first, ties broken by the seeded generator."""
         if surrogate is not None:
             ei = surrogate.expected_improvement([{**view.champion.config, **d.knobs} for d in drafts])
-            return [float(x) + 1e-12 * rng.random() for x in ei]
+            return [float(x) + 1e-15 * rng.random() for x in ei]
         untested = set(view.knowledge.untested_axes)
         return [2.0 * (d.axis in untested) + 1.0 * d.bold + (len(d.knobs) == 1) + rng.random() * 0.5 for d in drafts]
 
@@ -241,7 +241,7 @@ class SearchScientist(Scientist):
 
     def critique(self, view: LabView, *, proposal: Proposal, reviewer: str, recalled: list[RecalledMemory]) -> CritiqueReply:
         sigma = view.knowledge.noise_sigma or 0.0
-        surrogate = Surrogate.fit(view.task, view.experiments, view.champion.metric, seed=view.seed)
+        surrogate = Surrogate.fit(view.task, view.experiments, view.champion, seed=view.seed)
         if surrogate is None:
             return CritiqueReply(review=ReviewDraft(approve=True, reason=(
                 f"{proposal.axis}/{proposal.direction}: too few results for the surrogate to judge; tagged, "

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autosci_graph.state import ExperimentEntry
+from autosci_graph.state import Champion, ExperimentEntry
 from autosci_graph.task import CategoricalKnob, IntKnob, Knob, KnobValue, ResearchTask
 
 #: Fewer successful results than this and the surrogate is not fitted (its guesses would be noise).
@@ -65,13 +65,15 @@ class Surrogate:
     task: ResearchTask
     model: object
     baseline: float  # the champion's metric, in gain units the predictions are relative to
-    #: Noise-free best predicted gain among measured points (the incumbent for expected improvement).
+    #: The surrogate's (noise-free) value at the champion: expected improvement is measured from
+    #: it, since a proposal has to beat the champion, not the luckiest run ever seen.
     incumbent: float
 
     @classmethod
-    def fit(cls, task: ResearchTask, entries: Sequence[ExperimentEntry], champion_metric: float | None,
+    def fit(cls, task: ResearchTask, entries: Sequence[ExperimentEntry], champion: Champion,
             seed: int = 0) -> "Surrogate | None":
         """Fit on every run so far; ``None`` with too few results to say anything."""
+        champion_metric = champion.metric
         if champion_metric is None or not task.knobs:
             return None
         sign = -1.0 if task.metric.minimize else 1.0
@@ -96,8 +98,8 @@ class Surrogate:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence chatter on tiny data sets
             model.fit(np.asarray(xs), np.asarray(ys))
-        mean = model.predict(np.asarray(xs[: len(ok)]))
-        return cls(task=task, model=model, baseline=sign * champion_metric, incumbent=float(np.max(mean)))
+        at_champion = model.predict(np.asarray([encode(task, {**task.default_config(), **champion.config})]))
+        return cls(task=task, model=model, baseline=sign * champion_metric, incumbent=float(at_champion[0]))
 
     def predict(self, configs: Sequence[Mapping[str, KnobValue]]) -> tuple[np.ndarray, np.ndarray]:
         """Predicted gain over the champion and its standard deviation, per configuration."""
@@ -113,4 +115,5 @@ class Surrogate:
         best = self.incumbent - self.baseline
         std = np.maximum(std, 1e-12)
         z = (gain - best) / std
-        return (gain - best) * norm.cdf(z) + std * norm.pdf(z)
+        # A vanishing tie-break by the predicted gain, for when every EI underflows to zero.
+        return (gain - best) * norm.cdf(z) + std * norm.pdf(z) + 1e-9 * gain

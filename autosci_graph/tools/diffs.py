@@ -107,8 +107,21 @@ def _parse_hunk(lines: list[str], i: int, patch: FilePatch) -> int:
     if i < len(lines) and lines[i].startswith("\\"):
         _mark_no_eol(hunk, last)
         i += 1
+    if _stray_hunk_line(lines, i):
+        # Without this, the lines past a too-small count would be dropped and the rest applied.
+        raise DiffError(
+            f"diff line {i + 1}: {lines[i][:40]!r} follows hunk {m.group(0)!r} of {patch.new_path!r} but its header "
+            "does not count it; fix the header's line counts"
+        )
     patch.hunks.append(hunk)
     return i
+
+
+def _stray_hunk_line(lines: list[str], i: int) -> bool:
+    """Whether line ``i``, right after a hunk, looks like one more line of it."""
+    if i >= len(lines) or lines[i][:1] not in (" ", "+", "-") or lines[i] == "-- ":  # "-- ": a mail signature
+        return False
+    return not (lines[i].startswith("--- ") and i + 1 < len(lines) and lines[i + 1].startswith("+++ "))
 
 
 def _mark_no_eol(hunk: Hunk, last: str) -> None:
@@ -138,6 +151,9 @@ def apply_patch(original: str, patch: FilePatch) -> str:
     lines = original.split("\n") if original else []
     if had_eol:
         lines.pop()
+    # A CRLF file keeps its line ends (the diff's lines arrive without their "\r").
+    terminated = lines[:-1] if lines and not had_eol else lines
+    newline = "\r\n" if terminated and all(ln.endswith("\r") for ln in terminated) else "\n"
     lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
     out: list[str] = []
     cursor = 0
@@ -158,7 +174,7 @@ def apply_patch(original: str, patch: FilePatch) -> str:
         if cursor == len(lines):
             ends_without_eol = hunk.new_no_eol
     out.extend(lines[cursor:])
-    text = "\n".join(out)
+    text = newline.join(out)
     if out and not ends_without_eol:
-        text += "\n"
+        text += newline
     return text

@@ -158,7 +158,7 @@ def test_a_rejected_proposal_never_runs() -> None:
 
 def test_the_reviewer_is_never_the_author() -> None:
     sci = RecordingScientist()
-    settings = LabSettings(n_teams=3, max_experiments=24, stop_after_no_keep=None, max_idle_rounds=24)
+    settings = LabSettings(n_teams=3, max_experiments=32, stop_after_no_keep=None, max_idle_rounds=32)
     final, _ = run_lab(TASK, synth_loss(), sci, settings, slots=2)
 
     assert len(sci.pairs) >= 10
