@@ -158,10 +158,10 @@ def submission(exp_id: str, kind: str = "explore", *, team: str = "t1", seed: in
 
 def run_lab(
     task: ResearchTask, fn: Any, scientist: Scientist, settings: LabSettings, *, slots: int = 1, run_id: str = "test",
-    critic: Scientist | None = None,
+    critic: Scientist | None = None, synchronous: bool = False,
 ) -> tuple[dict[str, Any], FunctionExecutor]:
     """Run the real lab graph to its end with a :class:`FunctionExecutor`; the final state and executor."""
-    executor = FunctionExecutor(fn, metric_name=task.metric.name, slots=slots)
+    executor = FunctionExecutor(fn, metric_name=task.metric.name, slots=slots, synchronous=synchronous)
     ctx = LabContext(task=task, executor=executor, scientist=scientist, critic=critic, settings=settings, poll_s=1.0)
     graph = build_lab_graph().compile(checkpointer=InMemorySaver())
     try:

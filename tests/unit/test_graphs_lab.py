@@ -260,3 +260,38 @@ def test_a_budget_too_small_for_the_baseline_runs_nothing() -> None:
     final, _ = run_lab(TASK, synth_loss(), SearchScientist(), settings, slots=1)
     assert final["submitted"] == [] and final["log"] == []
     assert final["stop_reason"] == "the budgets cannot fit one run of the default configuration"
+
+
+# -- reproducibility and candidates ---------------------------------------------------------------
+
+
+def _decisions(final: dict) -> list[tuple]:  # type: ignore[type-arg]
+    """The lab's decisions, without run ids and timestamps."""
+    return [(e["kind"], e["proposal"]["axis"], e["proposal"]["direction"], sorted(e["result"]["change"]["knobs"].items()),
+             e["result"]["seed"], e["outcome"], e["result"]["metric"]) for e in final["log"]]
+
+
+def test_same_seed_same_log_whatever_the_run_id() -> None:
+    settings = LabSettings(n_teams=3, max_experiments=30, stop_after_no_keep=None, seed=7)
+    a, _ = run_lab(TASK, synth_loss(), SearchScientist(), settings, slots=2, run_id="2026-12-01-a", synchronous=True)
+    b, _ = run_lab(TASK, synth_loss(), SearchScientist(), settings, slots=2, run_id="another-id", synchronous=True)
+    assert len(a["log"]) == 30 and _decisions(a) == _decisions(b)
+    c, _ = run_lab(TASK, synth_loss(), SearchScientist(), LabSettings(**{**settings.__dict__, "seed": 8}), slots=2,
+                   run_id="2026-12-01-a", synchronous=True)
+    assert _decisions(c) != _decisions(a)  # the seed is the lab's randomness
+
+
+def test_a_rebased_candidate_is_re_measured_on_the_new_champion() -> None:
+    settings = LabSettings(n_teams=3, max_experiments=40, stop_after_no_keep=None, seed=0)
+    final, _ = run_lab(TASK, synth_loss(), SearchScientist(), settings, slots=3, synchronous=True)
+    candidates = {c["candidate_id"]: c for c in final["candidates"]}
+    rebased = [c for c in candidates.values() if c["rebased_from"]]
+    assert rebased, "three teams in parallel should see a candidate overtaken by a champion move"
+    for c in rebased:
+        base = c["base"]
+        # The rebased change is the new base champion plus the candidate's own direction ...
+        assert c["change"]["knobs"] == {**base["config"], **c["proposal"]["change"]["knobs"]}
+        # ... and it really ran: its runs are of that change, judged against that champion.
+        runs = [e for e in final["log"] if e["result"]["experiment_id"].startswith(c["candidate_id"])]
+        assert runs and all(e["result"]["change"]["knobs"] == c["change"]["knobs"] for e in runs)
+        assert all(e["champion_metric"] == base["metric"] or e["outcome"] == "discard" for e in runs)

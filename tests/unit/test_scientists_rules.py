@@ -222,3 +222,30 @@ def test_a_recalled_similar_failure_counts_as_a_failed_range() -> None:
 def test_similar_failure_threshold_is_a_setting() -> None:
     p = proposal("lr", "increase", {"lr": 0.02})
     assert rule_of(p, view(TASK), [recalled(0.5)], rules=CritiqueRules(similar_failure_score=0.4)) == "failed_range"
+
+
+def test_a_proposal_against_the_team_hypothesis_needs_a_falsification_tag() -> None:
+    from lab_helpers import make_synth_task, proposal, team, view
+
+    from autosci_graph.state import Hypothesis
+
+    task = make_synth_task()
+    t = team(axes=("lr",)).model_copy(update={"hypothesis": Hypothesis(
+        statement="increasing lr improves loss", prediction="p", falsification="f", axes=["lr"], directions={"lr": "increase"})})
+    v = view(task, teams=[t])
+    back = proposal("lr", "decrease", {"lr": 1e-4})
+    review = auto_review(back, v)
+    assert review is not None and review.rule == "contradicts_hypothesis" and "falsification" in review.reason
+    assert auto_review(back.model_copy(update={"falsification_test": True}), v) is None
+    assert auto_review(proposal("lr", "increase", {"lr": 1e-2}), v) is None
+
+
+def test_a_bold_tag_on_a_small_step_is_rejected() -> None:
+    from lab_helpers import make_synth_task, proposal, view
+
+    task = make_synth_task()  # lr in [1e-4, 1] on a log scale: 4 decades
+    small = proposal("lr", "increase", {"lr": 1.2e-3}, bold=True)  # 2% of the log range
+    review = auto_review(small, view(task))
+    assert review is not None and review.rule == "bold_too_small"
+    assert auto_review(small.model_copy(update={"bold": False}), view(task)) is None
+    assert auto_review(proposal("lr", "increase", {"lr": 1e-2}, bold=True), view(task)) is None  # a decade: 25%
