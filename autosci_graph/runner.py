@@ -24,6 +24,7 @@ from typing import Any
 
 from autosci_graph.errors import AutosciError, ErrorCode, SettingsError
 from autosci_graph.graphs.context import LabContext, LabSettings
+from autosci_graph.lab.promotion import PromotionRule
 from autosci_graph.scientists.rules import CritiqueRules
 from autosci_graph.task import ResearchTask, load_task
 
@@ -71,7 +72,8 @@ class RunSpec:
     def lab_settings(self) -> LabSettings:
         raw = dict(self.settings)
         rules = CritiqueRules(**raw.pop("rules", {}))
-        return LabSettings(rules=rules, **raw)
+        promotion = PromotionRule(**raw.pop("promotion", {}))
+        return LabSettings(rules=rules, promotion=promotion, **raw)
 
     def task(self) -> ResearchTask:
         task = load_task(self.task_dir)

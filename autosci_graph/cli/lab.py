@@ -45,7 +45,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             n_teams=args.teams, max_experiments=args.max_experiments,
             deadline=time.time() + parse_duration(args.deadline) if args.deadline else None,
             stop_after_no_keep=args.stop_after_no_keep or None, max_tokens=args.max_tokens,
-            max_cost_usd=args.max_cost, max_device_seconds=args.max_device_seconds,
+            max_cost_usd=args.max_cost, max_device_seconds=args.max_device_seconds, seed=args.seed,
         )
         if args.model:  # fail on a missing provider package before anything is written
             from autosci_graph.scientists.providers import resolve_model
@@ -100,6 +100,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--model", help="provider:model for an LLM scientist (default: the offline SearchScientist)")
     p.add_argument("--critic-model", help="provider:model for critiques (default: --model)")
     p.add_argument("--base-url", help="base URL of an OpenAI-compatible server (vLLM, llama.cpp, LM Studio, Ollama)")
+    p.add_argument("--seed", type=int, default=0, help="the lab's seed: same seed and same results, same decisions (default 0)")
     p.add_argument("--teams", type=int, default=3, help="teams formed at start and on regroup (default 3)")
     p.add_argument("--slots", type=int, help="concurrent experiments (default: GPUs, else CPU cores)")
     p.add_argument("--max-experiments", type=int, default=30, help="experiment budget (default 30)")

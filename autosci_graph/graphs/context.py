@@ -126,9 +126,16 @@ class LabContext:
     #: Seconds ``collect`` waits per poll; a poll returns as soon as any experiment finishes.
     poll_s: float = 5.0
     extra: dict[str, Any] = field(default_factory=dict)
-    #: How a code increment stacks on the champion's code (``lab.changes.Stack``); ``None``
-    #: stacks only onto a champion without code changes.
+    #: How a code increment stacks on the champion's code (``lab.changes.Stack``). By default the
+    #: task's editable files: the increment is applied tolerantly to the champion's files and the
+    #: full change from the original is kept (:func:`autosci_graph.tools.codestate.code_stack`).
     stack: Stack | None = None
+
+    def __post_init__(self) -> None:
+        if self.stack is None and self.task.editable:
+            from autosci_graph.tools.codestate import code_stack
+
+            self.stack = code_stack(self.task)
     # Configurations claimed by team branches of this process. Parallel branches read the same
     # snapshot, so two teams can approve the same change in one round; the first to claim it runs it.
     _claims: set[str] = field(default_factory=set, repr=False)
