@@ -90,7 +90,7 @@ class FunctionExecutor(Executor):
             if request.experiment_id in self._futures:
                 return
             if self._synchronous:
-                fut = Future()
+                fut: Future[RunResult] = Future()
                 self._futures[request.experiment_id] = fut
         if self._synchronous:
             fut.set_result(self._call(request))

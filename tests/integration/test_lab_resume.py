@@ -92,5 +92,6 @@ def test_sigkill_mid_experiment_then_resume(tmp_path: Path) -> None:
         by_seed = champion["metrics_by_seed"]
         assert champion["metric"] == pytest.approx(sum(by_seed.values()) / len(by_seed))
     baseline = [e["result"]["metric"] for e in state["log"] if e["kind"] == "baseline"]
-    assert champion["metric"] <= sum(baseline) / len(baseline)
+    if champion["experiment_id"] is not None:  # a promoted champion beat the default; else it is the default, re-measured
+        assert champion["metric"] <= sum(baseline) / len(baseline)
     assert not _marked_processes(run_dir), "a training process of the killed lab is still alive"
