@@ -105,7 +105,7 @@ def test_memory_as_a_retriever_in_a_chain() -> None:
     out = _example("memory_rag").main()
     memory = out["memory"]
     assert memory.count({"task": "toy"}) == 14
-    assert out["retrieved"] and all(d.metadata["outcome"] != "keep" for d in out["retrieved"])
+    assert out["retrieved"] and all(d.metadata.get("outcome") != "keep" for d in out["retrieved"])
     lr_dead_ends = {r.id for r in memory.records({"failed": True, "axis": "lr"})}
     cited = {line.split("]", 1)[0].lstrip("[") for line in out["answer"].splitlines()[1:]}
     # The answer cites learning-rate dead ends from the memory, and only those.

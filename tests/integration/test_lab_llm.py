@@ -51,7 +51,8 @@ class Script:
     def __init__(self) -> None:
         self.n_propose = 0
         self.lr_values = iter([0.004, 0.0025, 0.008, 0.006, 0.005, 0.0045, 0.007, 0.0035, 0.0055, 0.0065] * 3)
-        self.width_values = iter([64, 128, 48, 96, 80, 112, 56, 72] * 4)
+        # Each at least 10% of width's log range away from 32, so its bold tag is honest.
+        self.width_values = iter([64, 128, 200, 96, 80, 112, 56, 72] * 4)
 
     def __call__(self, body: dict[str, Any]) -> str:
         system = body["messages"][0]["content"]
@@ -68,9 +69,9 @@ class Script:
             if self.n_propose == 1:
                 return "I think we should raise the learning rate a bit and see."  # prose, not JSON: repaired
             return json.dumps({"proposals": [
-                {"axis": "lr", "direction": "increase", "knobs": {"lr": next(self.lr_values)}, "bold": True,
+                {"axis": "lr", "direction": "increase", "knobs": {"lr": next(self.lr_values)},
                  "rationale": "lr is 10x below the usual range for this budget", "prediction": "loss falls by about 1"},
-                {"axis": "width", "direction": "increase", "knobs": {"width": next(self.width_values)},
+                {"axis": "width", "direction": "increase", "knobs": {"width": next(self.width_values)}, "bold": True,
                  "rationale": "more width gives more capacity per step", "prediction": "loss falls by 0.1"},
             ]})
         if "reviewing a proposal" in system:

@@ -159,9 +159,9 @@ def test_a_rejected_proposal_never_runs() -> None:
 def test_the_reviewer_is_never_the_author() -> None:
     sci = RecordingScientist()
     settings = LabSettings(n_teams=3, max_experiments=32, stop_after_no_keep=None, max_idle_rounds=32)
-    final, _ = run_lab(TASK, synth_loss(), sci, settings, slots=2)
+    final, _ = run_lab(TASK, synth_loss(), sci, settings, slots=2, synchronous=True)
 
-    assert len(sci.pairs) >= 10
+    assert len(sci.pairs) >= 6
     for _, author, reviewer in sci.pairs:
         assert reviewer != author and reviewer.startswith("analyst-") and author.startswith("experimenter-")
     # Every exploration that ran had an approving review by someone other than its author.
