@@ -194,6 +194,12 @@ class ResearchTask(_Frozen):
     #: Paths (relative to root) never copied into a workspace.
     exclude: tuple[str, ...] = ()
     final_eval: FinalEval | None = None
+    #: A quick check of a code change before it costs an experiment (a few training steps, seconds):
+    #: run in a scratch workspace with the change applied; a non-zero exit sends the change back to
+    #: its author. Same placeholders as ``command``; the fixed arguments are not added.
+    smoke: tuple[str, ...] | None = None
+    #: Seconds the smoke command may take.
+    smoke_timeout: float = Field(default=60.0, gt=0)
 
     @field_validator("knobs")
     @classmethod
@@ -235,7 +241,8 @@ class ResearchTask(_Frozen):
     def workspace_excludes(self) -> tuple[str, ...]:
         """Paths never copied into an experiment workspace (including final-evaluation files)."""
         final = self.final_eval.files + ("task.toml",) if self.final_eval else ()
-        return tuple(dict.fromkeys(self.exclude + final))
+        # ideas/ are candidate patches for the scientist, not part of a run.
+        return tuple(dict.fromkeys(self.exclude + final + ("ideas",)))
 
     def default_data_dir(self) -> Path:
         """Where prepared data is cached, shared by every run of this task (``AUTOSCI_DATA_DIR``)."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass
-from functools import cached_property
+from pathlib import Path
+from functools import cached_property, lru_cache
 from typing import Annotated, Any, TypedDict
 
 from autosci_graph.scientists.base import LabView
@@ -134,5 +135,20 @@ class Notebook:
             experiments_left=experiments_left,
             feedback=feedback or [],
             seed=seed,
+            champion_files=champion_files(self.task, self.champion.diff),
         )
+
+
+@lru_cache(maxsize=32)
+def _files(root: Path, editable: tuple[str, ...], diff: str | None) -> tuple[tuple[str, str], ...]:
+    from autosci_graph.tools.codestate import files_at_root
+
+    return tuple(sorted(files_at_root(root, editable, diff).items()))
+
+
+def champion_files(task: ResearchTask, diff: str | None) -> dict[str, str]:
+    """The editable files at the champion's code state (read once per champion)."""
+    if not task.editable or not all((task.root / rel).is_file() for rel in task.editable):
+        return {}
+    return dict(_files(task.root, task.editable, diff or None))
 

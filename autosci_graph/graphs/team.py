@@ -18,9 +18,10 @@ from autosci_graph.graphs.context import DONE, LabContext
 from autosci_graph.graphs.recall import recall_failures
 from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.scientists.base import RecalledMemory
-from autosci_graph.lab.changes import StackingError, change_key, change_to_run
+from autosci_graph.lab.changes import StackingError, change_key, change_to_run, has_code
 from autosci_graph.scientists.rules import auto_review
-from autosci_graph.state import Candidate, Change, Proposal, Review, RunRequest, Submission, Team, add_usage
+from autosci_graph.state import Candidate, Champion, Change, Proposal, Review, RunRequest, Submission, Team, add_usage
+from autosci_graph.tools.precheck import precheck
 
 
 class TeamState(TypedDict, total=False):
@@ -116,10 +117,17 @@ def critique(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     rotation = state["lab"].get("rotation", 0)
     reviews: list[Review] = []
     usage: dict[str, Any] = {}
+    events: list[dict[str, Any]] = []
     for raw in state.get("proposals", []):
         p = Proposal.model_validate(raw)
         recalled = recall_failures(ctx.memory, p.rationale or p.change.description or str(p.change.knobs), task=ctx.task.name, k=ctx.settings.recall_k)
-        review = auto_review(p, view, recalled, ctx.settings.rules)
+        review = refused = _check_code(ctx, p, view.champion)
+        if refused is not None:
+            events.append({"type": "patch_refused", "team": team.team_id, "proposal_id": p.proposal_id, "rule": refused.rule,
+                           "reason": refused.reason[:500], "at": time.time()})
+        candidate = None if review is not None else change_to_run(view.champion, p.change, stack=ctx.stack)
+        if review is None:
+            review = auto_review(p, view, recalled, ctx.settings.rules, candidate=candidate)
         if review is None:
             reviewer = _reviewer(p.author, team, nb, rotation)
             reply = ctx.reviewer.critique(view, proposal=p, reviewer=reviewer, recalled=recalled)
@@ -138,7 +146,26 @@ def critique(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         "feedback": state.get("feedback", []) + rejected,
         "revision": state.get("revision", 0) + (0 if approved else 1),
         "usage": usage,
+        "events": events,
     }
+
+
+def _check_code(ctx: LabContext, p: Proposal, champion: Champion) -> Review | None:
+    """Check before compute, costing no slot: the code increment stacks on the champion's files,
+    the edited Python compiles, the task's smoke command passes. A refusal goes back to the
+    author as a review; it never runs and never counts against the team's hypothesis."""
+    if not has_code(p.change):
+        return None
+    try:
+        change = change_to_run(champion, p.change, stack=ctx.stack)
+    except StackingError as exc:
+        return Review(proposal_id=p.proposal_id, reviewer="precheck", approve=False, rule="patch_does_not_apply",
+                      reason=f"The code change does not apply to the champion's files: {exc}")
+    problem = precheck(ctx.task, change, data_dir=getattr(ctx.executor, "data_dir", None))
+    if problem is None:
+        return None
+    return Review(proposal_id=p.proposal_id, reviewer="precheck", approve=False, rule="patch_check_failed",
+                  reason=f"The code change failed its check before compute: {problem}")
 
 
 def after_critique(state: TeamState, runtime: Runtime[LabContext]) -> Literal["submit", "propose", "__end__"]:

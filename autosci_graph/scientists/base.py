@@ -83,6 +83,9 @@ class LabView(_Model):
     feedback: list[Review] = Field(default_factory=list)
     #: The lab's seed (``LabSettings.seed``): a scientist's randomness derives from it and the state.
     seed: int = 0
+    #: The champion's code state: each editable file's text with every accepted change applied.
+    #: A code proposal is an increment against these texts (its diff is ``champion.diff``).
+    champion_files: dict[str, str] = Field(default_factory=dict)
 
 
 class HypothesisDraft(_Model):

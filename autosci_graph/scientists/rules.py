@@ -76,8 +76,11 @@ def auto_review(
     view: LabView,
     recalled: list[RecalledMemory] | None = None,
     rules: CritiqueRules = CritiqueRules(),
+    candidate: Change | None = None,
 ) -> Review | None:
-    """The first automatic rejection that applies, or ``None`` if the proposal may go to a critic."""
+    """The first automatic rejection that applies, or ``None`` if the proposal may go to a critic.
+    ``candidate`` is the full change it would run (the champion's code with its increment stacked),
+    when the caller has built it."""
     task: ResearchTask = view.task
     p = proposal
     if not p.axis or not p.direction:
@@ -89,10 +92,11 @@ def auto_review(
     except ValueError as exc:
         return _reject(p, "invalid_knob", f"Change is outside the task's search space: {exc}.")
 
-    try:
-        candidate = change_to_run(view.champion, p.change)
-    except StackingError:
-        candidate = Change(knobs={**view.champion.config, **p.change.knobs}, diff=p.change.diff)
+    if candidate is None:
+        try:
+            candidate = change_to_run(view.champion, p.change)
+        except StackingError:
+            candidate = Change(knobs={**view.champion.config, **p.change.knobs}, diff=p.change.diff)
     key = change_key(task, candidate)
     if key == champion_key(task, view.champion):
         # Restating the champion's own values would re-run the champion as an "exploration".

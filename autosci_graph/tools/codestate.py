@@ -9,7 +9,8 @@ returns the new full change, so accepted changes compose instead of replacing ea
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from autosci_graph.lab.changes import Stack
 from autosci_graph.task import ResearchTask
@@ -18,22 +19,27 @@ from autosci_graph.tools.patches import apply_edit, unified_diff
 from autosci_graph.tools.workspace import check_diff
 
 
+def _read(root: Path, editable: Sequence[str]) -> dict[str, str]:
+    return {rel: (root / rel).read_bytes().decode("utf-8", errors="surrogateescape") for rel in editable}
+
+
 def original_files(task: ResearchTask) -> dict[str, str]:
     """The task's editable files as shipped (read-only)."""
-    out: dict[str, str] = {}
-    for rel in task.editable:
-        path = task.root / rel
-        out[rel] = path.read_bytes().decode("utf-8", errors="surrogateescape")
-    return out
+    return _read(task.root, task.editable)
+
+
+def files_at_root(root: Path, editable: Sequence[str], diff: str | None, original: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The editable files under ``root`` with the canonical full change ``diff`` applied (exactly)."""
+    files = dict(original if original is not None else _read(root, editable))
+    if diff and diff.strip():
+        for rel, patch in check_diff(diff, editable):
+            files[rel] = apply_patch(files[rel], patch)
+    return files
 
 
 def files_at(task: ResearchTask, diff: str | None, original: Mapping[str, str] | None = None) -> dict[str, str]:
     """The editable files with the canonical full change ``diff`` applied (exactly, no fuzz)."""
-    files = dict(original if original is not None else original_files(task))
-    if diff and diff.strip():
-        for rel, patch in check_diff(diff, task.editable):
-            files[rel] = apply_patch(files[rel], patch)
-    return files
+    return files_at_root(task.root, task.editable, diff, original)
 
 
 def code_stack(task: ResearchTask) -> Stack:
