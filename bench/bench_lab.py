@@ -17,36 +17,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from langgraph.checkpoint.memory import InMemorySaver
-
 from autosci_graph.graphs.context import LabContext, LabSettings
-from autosci_graph.graphs.lab import build_lab_graph
-from autosci_graph.graphs.single_agent import build_single_agent_graph
 from autosci_graph.scientists.rules import refutes
 from autosci_graph.scientists.search import SearchScientist
 from autosci_graph.state import Change, ExperimentEntry
 from autosci_graph.task import load_task
 from autosci_graph.tools.inprocess import FunctionExecutor
 from bench._report import markdown_table, write_section
+from bench._scoring import champion_path, invoke
 from bench.synthetic import noisy_loss, synthetic_task, true_loss
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = {"recursion_limit": 100_000}
-
-
-def _invoke(mode: str, ctx: LabContext, run_id: str) -> dict[str, Any]:
-    graph = (build_lab_graph() if mode == "lab" else build_single_agent_graph()).compile(checkpointer=InMemorySaver())
-    return graph.invoke({"run_id": run_id}, context=ctx, config={**CONFIG, "configurable": {"thread_id": run_id}})
-
-
-def _champion_path(log: list[ExperimentEntry], default: dict[str, Any]) -> list[dict[str, Any]]:
-    """The champion configuration after each experiment."""
-    champ, path = dict(default), []
-    for e in log:
-        if e.outcome == "keep" and e.kind in ("explore", "confirm"):
-            champ = dict(e.result.change.knobs)
-        path.append(champ)
-    return path
 
 
 def _repeated_failures(log: list[ExperimentEntry]) -> int:
@@ -69,7 +50,7 @@ def _repeated_failures(log: list[ExperimentEntry]) -> int:
 
 def _score(out: dict[str, Any], default: dict[str, Any], target: float | None, truth: Any) -> dict[str, Any]:
     log = [ExperimentEntry.model_validate(d) for d in out["log"]]
-    path = _champion_path(log, default)
+    path = champion_path(log, default)
     if truth is not None:
         values = [truth(c) for c in path]
         false_promotions = sum(1 for a, b in zip([default] + path, path) if a != b and truth(b) >= truth(a))
@@ -100,7 +81,7 @@ def synthetic_comparison(seeds: int, budget: int) -> list[dict[str, Any]]:
         for mode, slots in (("lab", 2), ("single", 1)):
             ctx = LabContext(task=task_s, executor=FunctionExecutor(fn, metric_name="loss", slots=slots), scientist=SearchScientist(),
                              settings=LabSettings(n_teams=3, max_experiments=budget, stop_after_no_keep=None), poll_s=0.5)
-            out = _invoke(mode, ctx, f"{mode}-{s}")
+            out = invoke(mode, ctx, f"{mode}-{s}")
             rows.append({"task": "synthetic", "seed": s, "system": mode, **_score(out, task.default_config(), target, true_loss)})
     return rows
 
@@ -118,7 +99,7 @@ def gpt_comparison(seeds: int, budget: int, max_steps: int, target: float) -> li
                 ctx = LabContext(task=task, executor=ex, scientist=SearchScientist(), poll_s=1.0,
                                  settings=LabSettings(n_teams=2, max_experiments=budget, stop_after_no_keep=None))
                 try:
-                    out = _invoke(mode, ctx, f"gpt-{mode}-{s}")
+                    out = invoke(mode, ctx, f"gpt-{mode}-{s}")
                 finally:
                     ex.close()
             rows.append({"task": "gpt_bpb", "seed": s, "system": mode, **_score(out, task.default_config(), target, None),
@@ -191,7 +172,7 @@ def slot_utilization(n: int, slots: int) -> None:
     ex = FunctionExecutor(work, metric_name="loss", slots=slots)
     ctx = LabContext(task=task, executor=ex, scientist=SearchScientist(), poll_s=0.2,
                      settings=LabSettings(n_teams=3, max_experiments=n, stop_after_no_keep=None))
-    out = _invoke("lab", ctx, "util")
+    out = invoke("lab", ctx, "util")
     starts = [d["result"]["started_at"] for d in out["log"]]
     ends = [d["result"]["ended_at"] for d in out["log"]]
     busy = sum(e - s for s, e in zip(starts, ends))
@@ -252,7 +233,7 @@ def orchestration(n: int) -> None:
         ctx = LabContext(task=task, executor=ex, scientist=sci, memory=memory, poll_s=0.05,
                          settings=LabSettings(n_teams=3, max_experiments=n, stop_after_no_keep=None))
         t = time.perf_counter()
-        out = _invoke("lab", ctx, f"orch-{memory_kind}")
+        out = invoke("lab", ctx, f"orch-{memory_kind}")
         wall = time.perf_counter() - t
         runs = sum(d["result"]["ended_at"] - d["result"]["started_at"] for d in out["log"])
         per = (wall - sci.seconds - runs) / len(out["log"])
