@@ -6,6 +6,10 @@ bounds, a real change relative to the champion, tags consistent with the change,
 different axes, at least one bold move, the automatic critique rules of
 :mod:`~autosci_graph.scientists.rules` (so a repeat of a recalled failure is sent back), a specific
 review reason). Each check yields a message written to be sent back to the model as a repair instruction.
+
+A code diff is checked here only for what no file content could fix (neither edit format, a file
+that is not editable). Whether it applies to the champion's files is left to the team graph's
+precheck, which uses the tolerant applier and sends its error back to the author as a review.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from autosci_graph.task import CategoricalKnob, FloatKnob, Knob, KnobValue, Rese
 #: A review reason shorter than this (in words) is an empty review, a failure mode of the method.
 MIN_REASON_WORDS = 5
 _GENERIC_REASONS = {"looks good", "lgtm", "ok", "okay", "approved", "fine", "good idea", "rejected", "no"}
-_DIFF_TARGET = re.compile(r"^\+\+\+ (?:b/)?(\S+)", re.MULTILINE)
+_SEARCH_LINE = re.compile(r"^\s*<{5,9} ?(SEARCH|ORIGINAL)\s*$")
 
 
 class _Answer(BaseModel):
@@ -45,10 +49,13 @@ class OrganizeAnswer(_Answer):
 
 
 class ProposalAnswer(_Answer):
-    axis: str = Field(min_length=1, description="The axis this change moves (usually the main knob changed).")
+    axis: str = Field(min_length=1, description="The axis this change moves: the main knob changed, or code:<what> for a code change.")
     direction: Direction = Field(description="increase / decrease (numeric knob), set (categorical), code (diff).")
     knobs: dict[str, KnobValue] = Field(default_factory=dict, description="Knob overrides relative to the champion.")
-    diff: str | None = Field(default=None, description="Unified diff of editable files, only for code changes.")
+    diff: str | None = Field(default=None, description=(
+        "Code changes only (direction code): an increment against the editable files as shown (the champion's code), "
+        "as a unified diff (--- a/FILE, +++ b/FILE, @@ hunks) or SEARCH/REPLACE blocks (FILE, <<<<<<< SEARCH, exact "
+        "old lines, =======, new lines, >>>>>>> REPLACE); old and context lines copied exactly, without line numbers."))
     rationale: str = Field(min_length=10, description="Why, citing measured effects or the hypothesis.")
     prediction: str = Field(min_length=3, description="Expected effect on the metric.")
     bold: bool = Field(default=False, description="True for a large move: at least 10% of the knob's (log) range (e.g. 2x a learning rate), or >=10% model size.")
@@ -141,15 +148,25 @@ def _votes(drafts: list[HypothesisDraft], ranking: list[int], agents: list[str])
 
 
 def _check_diff(diff: str, task: ResearchTask) -> str | None:
+    """What makes a diff unusable whatever the files hold. Whether it matches the champion's files
+    is judged by the graph's precheck with the tolerant applier (its error goes back as a review),
+    so a hunk with wrong numbers or drifted whitespace is never refused here."""
     if not task.editable:
         return "this task accepts no code changes (no editable files); change knobs instead"
-    targets = set(_DIFF_TARGET.findall(diff))
-    if not targets:
-        return "diff is not a unified diff (no '+++ b/<file>' line)"
-    outside = sorted(t for t in targets if t != "/dev/null" and t not in task.editable)
+    lines = diff.split("\n")
+    if not any(line.startswith("@@") or _SEARCH_LINE.match(line) for line in lines):
+        return ("diff is neither a unified diff (@@ hunks) nor SEARCH/REPLACE blocks (<<<<<<< SEARCH ... ======= ... "
+                ">>>>>>> REPLACE); write the change in one of the two formats")
+    targets = {_header_path(line[4:]) for line in lines if line.startswith("+++ ")}
+    outside = sorted(t for t in targets if t and t not in task.editable)
     if outside:
-        return f"diff touches {outside}; only {list(task.editable)} may be edited"
+        return f"diff touches {outside}; only {list(task.editable)} may be edited (no new or deleted files)"
     return None
+
+
+def _header_path(raw: str) -> str:
+    path = raw.split("\t")[0].strip().strip('"')
+    return (path[2:] if path.startswith(("a/", "b/")) else path).removeprefix("./")
 
 
 def _check_one(p: ProposalAnswer, view: LabView) -> tuple[ProposalDraft | None, list[str]]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from langchain_core.language_models import BaseChatModel
@@ -138,6 +139,9 @@ class LLMScientist(Scientist):
         api_key_env: Environment variable holding the API key, for models given as strings.
         rules: Thresholds of the automatic critique rules; proposals they would reject are sent
             back for repair before they reach a critic.
+        code_budget_chars: Characters of numbered code the proposer sees (about 4 per token); overrides
+            ``prompt_settings.code_budget_chars``. Files that fit go in whole, longer ones as an
+            outline plus the region the champion's change touched.
 
     Usage: each reply's ``usage`` holds the tokens and cost of the calls made for that reply;
     :attr:`total_usage` is the running total over the scientist's life.
@@ -157,6 +161,7 @@ class LLMScientist(Scientist):
         base_url: str | None = None,
         api_key_env: str | None = None,
         rules: CritiqueRules | None = None,
+        code_budget_chars: int | None = None,
     ) -> None:
         if max_repairs < 0:
             raise ValueError(f"max_repairs must be >= 0, got {max_repairs}")
@@ -169,6 +174,8 @@ class LLMScientist(Scientist):
         self.max_repairs = max_repairs
         self.rules = rules or CritiqueRules()
         self.prompt_settings = prompt_settings or prompts.PromptSettings()
+        if code_budget_chars is not None:
+            self.prompt_settings = replace(self.prompt_settings, code_budget_chars=code_budget_chars)
         self.name = name or f"llm:{model_name(self.model)}"
         self._meter = UsageMeter(price_per_1k_input, price_per_1k_output)
 
