@@ -32,10 +32,9 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from pydantic import Field
 
 from autosci_graph.errors import TaskError
-from autosci_graph.state import Record
+from autosci_graph.state import CodeIdea
 from autosci_graph.tools.diffs import DiffError, apply_patch
 from autosci_graph.tools.workspace import check_diff
 
@@ -46,19 +45,8 @@ _FIELD = re.compile(r"^#\s*([A-Za-z_]+)\s*:\s*(.*?)\s*$")
 _KEYS = ("description", "axis")
 
 
-class Idea(Record):
+class Idea(CodeIdea):
     """One shipped code change: a unified diff of editable files with what it is and its axis."""
-
-    #: The file name without ``.diff``; unique within a task.
-    name: str = Field(pattern=_NAME)
-    #: One line: what the change does and where it comes from.
-    description: str = Field(min_length=1)
-    #: Ideas sharing an axis are alternatives; ideas on different axes compose.
-    axis: str = Field(pattern=_AXIS)
-    #: The unified diff, header lines removed: what a :class:`~autosci_graph.state.Change` carries.
-    diff: str
-    #: The editable files the diff touches, as the task names them.
-    files: list[str]
 
     def apply_to(self, texts: Mapping[str, str], editable: Sequence[str] | None = None) -> dict[str, str]:
         """``texts`` (path -> file text) with this idea's diff applied; untouched files unchanged.

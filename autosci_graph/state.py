@@ -230,6 +230,26 @@ class Candidate(Record):
     note: str = ""
 
 
+class CodeIdea(Record):
+    """A candidate code change a task ships in ``ideas/`` (loaded by :mod:`autosci_graph.ideas`)."""
+
+    #: The file name without ``.diff``; unique within a task.
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+    #: One line: what the change does and where it comes from.
+    description: str = Field(min_length=1)
+    #: Ideas sharing an axis are alternatives; ideas on different axes compose.
+    axis: str = Field(pattern=r"^[A-Za-z0-9_]+$")
+    #: The unified diff against the task's original files (header lines removed).
+    diff: str
+    #: The editable files the diff touches, as the task names them.
+    files: list[str]
+
+    @property
+    def axis_tag(self) -> str:
+        """The axis name proposals and teams use: ``code:<axis>``, never a knob's name."""
+        return f"code:{self.axis}"
+
+
 class Usage(Record):
     """LLM usage added up across calls."""
 

@@ -25,6 +25,7 @@ from autosci_graph.state import (
     Submission,
     Team,
     Candidate,
+    CodeIdea,
     Usage,
     add_usage,
     merge_by_key,
@@ -130,12 +131,13 @@ class Notebook:
             experiments=log,
             teams=self.teams,
             dead_ends=self.dead_ends,
-            knowledge=knowledge(self.task, log),
+            knowledge=knowledge(self.task, log, extra_axes=[i.axis_tag for i in task_ideas(self.task)]),
             in_flight=[s.proposal for s in self.in_flight],
             experiments_left=experiments_left,
             feedback=feedback or [],
             seed=seed,
             champion_files=champion_files(self.task, self.champion.diff),
+            ideas=task_ideas(self.task),
         )
 
 
@@ -144,6 +146,20 @@ def _files(root: Path, editable: tuple[str, ...], diff: str | None) -> tuple[tup
     from autosci_graph.tools.codestate import files_at_root
 
     return tuple(sorted(files_at_root(root, editable, diff).items()))
+
+
+@lru_cache(maxsize=8)
+def _ideas(root: Path, editable: tuple[str, ...]) -> tuple[CodeIdea, ...]:
+    from autosci_graph.ideas import load_ideas
+
+    return tuple(load_ideas(root, editable))
+
+
+def task_ideas(task: ResearchTask) -> list[CodeIdea]:
+    """The task's ``ideas/`` (loaded once per task folder)."""
+    if not task.editable or not (task.root / "ideas").is_dir():
+        return []
+    return list(_ideas(task.root, task.editable))
 
 
 def champion_files(task: ResearchTask, diff: str | None) -> dict[str, str]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from autosci_graph.state import Champion, DeadEnd, Direction, ExperimentEntry, KnobValue, Proposal, Review, Team, Usage
+from autosci_graph.state import Champion, CodeIdea, DeadEnd, Direction, ExperimentEntry, KnobValue, Proposal, Review, Team, Usage
 from autosci_graph.task import ResearchTask
 
 
@@ -86,6 +86,8 @@ class LabView(_Model):
     #: The champion's code state: each editable file's text with every accepted change applied.
     #: A code proposal is an increment against these texts (its diff is ``champion.diff``).
     champion_files: dict[str, str] = Field(default_factory=dict)
+    #: The task's shipped code ideas (``ideas/``); each is an axis ``code:<axis>`` of its own.
+    ideas: list[CodeIdea] = Field(default_factory=list)
 
 
 class HypothesisDraft(_Model):

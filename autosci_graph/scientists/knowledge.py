@@ -86,11 +86,12 @@ def axis_effects(entries: Iterable[ExperimentEntry]) -> dict[str, AxisEffect]:
     }
 
 
-def knowledge(task: ResearchTask, entries: Sequence[ExperimentEntry]) -> Knowledge:
-    """Everything an agent should know before acting, derived from the log."""
+def knowledge(task: ResearchTask, entries: Sequence[ExperimentEntry], extra_axes: Sequence[str] = ()) -> Knowledge:
+    """Everything an agent should know before acting, derived from the log. ``extra_axes`` are
+    axes beyond the knobs (the task's code ideas, ``code:<axis>``)."""
     sigma, dof = noise_estimate(task, entries)
     effects = axis_effects(entries)
-    untested = [k for k in task.knobs if k not in effects]
+    untested = [k for k in list(task.knobs) + list(extra_axes) if k not in effects]
     return Knowledge(noise_sigma=sigma, noise_samples=dof, effects=effects, untested_axes=untested)
 
 

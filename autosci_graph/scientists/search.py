@@ -52,6 +52,26 @@ def _rng(*parts: object) -> random.Random:
     return random.Random(int(digest[:16], 16))
 
 
+def _fits(diff: str, files: dict[str, str]) -> bool:
+    """Whether every line a diff keeps or removes is still in the champion's files: an idea whose
+    context another accepted change rewrote would only be refused by the check before compute."""
+    if not files:
+        return True
+    present = {ln.strip() for text in files.values() for ln in text.splitlines()}
+    needed = [ln[1:].strip() for ln in diff.splitlines() if ln[:1] in (" ", "-") and not ln.startswith("---")]
+    return all(ln in present for ln in needed if ln)
+
+
+def _code_with(view: LabView, increment: str | None) -> str | None:
+    """The code a change would run with, as far as the surrogate's code features can tell."""
+    return view.champion.diff if not increment else (view.champion.diff or "") + "\n" + increment
+
+
+def _axes(view: LabView) -> list[str]:
+    """Every axis a team may own: the knobs, then the code ideas' axes (``code:<axis>``)."""
+    return list(view.task.knobs) + list(dict.fromkeys(i.axis_tag for i in view.ideas))
+
+
 class SearchScientist(Scientist):
     """An offline scientist that searches the task's knob space from measured effects and memory.
 
@@ -77,7 +97,7 @@ class SearchScientist(Scientist):
         sigma = k.noise_sigma or 1e-9
         total = sum(e.tried for e in k.effects.values()) + 1
         scores: dict[str, float] = {}
-        for axis in view.task.knobs:
+        for axis in _axes(view):
             eff = k.effects.get(axis)
             if eff is None or eff.tried == 0:
                 scores[axis] = 10.0  # never tested: the method owes it a look
@@ -91,14 +111,20 @@ class SearchScientist(Scientist):
         exhausted = {t_axis for t in view.teams if t.status != "active" for t_axis in t.hypothesis.axes}
         # Ties (every axis untested, at the start) follow the task's knob order: task authors
         # list the knobs they expect to matter most first.
-        position = {k: i for i, k in enumerate(view.task.knobs)}
+        position = {k: i for i, k in enumerate(_axes(view))}
         ranked = sorted(scores, key=lambda a: (-scores[a], a in exhausted, position[a]))
         untested = [a for a in ranked if a in view.knowledge.untested_axes]
         n_drafts = max(1, min(n_teams + 1, len(ranked)))
         drafts: list[HypothesisDraft] = []
         metric = view.task.metric
         for i in range(n_drafts):
-            own = ranked[i::n_drafts]
+            knobs = [a for a in ranked if a in view.task.knobs]
+            code = [a for a in ranked if a not in view.task.knobs]
+            # Two knobs and, when the task ships code ideas, one code axis per team: every team
+            # tunes and edits, and the ideas are spread over the teams that own them.
+            own = knobs[i::n_drafts][:2] + code[i::n_drafts][:1] if code else ranked[i::n_drafts][:3]
+            if not own:
+                own = ranked[i % len(ranked):][:1]
             if untested and not any(a in untested for a in own):
                 own = [untested[i % len(untested)]] + own
             own = list(dict.fromkeys(own))[:3]
@@ -135,27 +161,47 @@ class SearchScientist(Scientist):
     def propose(self, view: LabView, *, team: Team, author: str, recalled: list[RecalledMemory], n: int = 2) -> ProposeReply:
         rng = _rng(view.seed, view.task.name, len(view.experiments), team.team_id, author, len(view.feedback))
         task = view.task
-        own = [a for a in team.hypothesis.axes if a in task.knobs]
+        axes = _axes(view)
+        own = [a for a in team.hypothesis.axes if a in axes]
         theirs = {t.hypothesis.axes[0] for t in view.teams if t.status == "active" and t.team_id != team.team_id and t.hypothesis.axes}
         # Other teams' primary axes are theirs to mine; stray there only when nothing else is left.
-        rest = [a for a in task.knobs if a not in own and a not in theirs] + [a for a in task.knobs if a not in own and a in theirs]
-        surrogate = Surrogate.fit(task, view.experiments, view.champion, seed=view.seed)
-        for axes in (own, own + rest):
-            drafts = [d for d in self._candidates(view, axes, rng) if not self._rule_blocked(view, d, team, recalled)]
-            if drafts:
+        rest = [a for a in axes if a not in own and a not in theirs] + [a for a in axes if a not in own and a in theirs]
+        surrogate = Surrogate.fit(task, view.experiments, view.champion, seed=view.seed, ideas=view.ideas)
+        for scope in (own, own + rest):
+            knob_axes = [a for a in scope if a in task.knobs]
+            drafts = [d for d in self._candidates(view, knob_axes, rng) if not self._rule_blocked(view, d, team, recalled)]
+            # Code ideas stay with the team that owns their axis; only knob moves stray.
+            code = [d for d in self._idea_drafts(view, [a for a in own if a not in task.knobs])
+                    if not self._rule_blocked(view, d, team, recalled)]
+            if drafts or code:
                 break
         else:
             return ProposeReply(proposals=[])
+        if surrogate is not None:  # what this scientist's critic would reject is not worth proposing
+            drafts = [d for d in drafts if self._predicted_loss(view, surrogate, d.knobs, None) is None] or drafts
         scores = self._scores(view, drafts, surrogate, rng)
-        order = sorted(range(len(drafts)), key=lambda i: -scores[i])
-        first = drafts[order[0]]
-        chosen = [first]
+        # A revision after rejections moves down the ranking instead of proposing the same again.
+        skip = len(view.feedback)
+        order = [drafts[i] for i in sorted(range(len(drafts)), key=lambda i: -scores[i])]
+        order, code = order[skip:] or order[-1:], code[skip:] or code[-1:]
+        chosen = order[:1] or code[:1]
         if n >= 2:
-            bold = next((drafts[i] for i in order if drafts[i].bold and drafts[i].axis != first.axis), None)
-            other = bold or next((drafts[i] for i in order if drafts[i].axis != first.axis), None)
+            # The bold move: the team's next untried code idea, else the best bold knob move.
+            bold = next((d for d in code if d not in chosen), None) or next(
+                (d for d in order if d.bold and d.axis != chosen[0].axis), None)
+            other = bold or next((d for d in order if d.axis != chosen[0].axis), None)
             if other is not None:
                 chosen.append(other)
         return ProposeReply(proposals=chosen[:n])
+
+    @staticmethod
+    def _idea_drafts(view: LabView, axes: list[str]) -> list[ProposalDraft]:
+        """The task's code ideas on ``axes`` that no run has tried yet, in name order."""
+        tried = {e.proposal.change.diff for e in view.experiments if e.proposal.change.diff}
+        return [ProposalDraft(axis=i.axis_tag, direction="code", diff=i.diff, bold=True,
+                              rationale=f"code idea {i.name}: {i.description}",
+                              prediction=f"{view.task.metric.name} improves beyond the noise floor")
+                for i in view.ideas if i.axis_tag in axes and i.diff not in tried and _fits(i.diff, view.champion_files)]
 
     def _candidates(self, view: LabView, axes: list[str], rng: random.Random) -> list[ProposalDraft]:
         """Moves from the champion on ``axes``: fixed-fraction steps both ways, the bracket of
@@ -226,7 +272,8 @@ class SearchScientist(Scientist):
         """Expected improvement under the surrogate; before it is fitted, bold moves on
         untested axes first, ties broken by the seeded generator."""
         if surrogate is not None:
-            ei = surrogate.expected_improvement([{**view.champion.config, **d.knobs} for d in drafts])
+            ei = surrogate.expected_improvement([{**view.champion.config, **d.knobs} for d in drafts],
+                                                diffs=[view.champion.diff] * len(drafts))
             return [float(x) + 1e-15 * rng.random() for x in ei]
         untested = set(view.knowledge.untested_axes)
         return [2.0 * (d.axis in untested) + 1.0 * d.bold + (len(d.knobs) == 1) + rng.random() * 0.5 for d in drafts]
@@ -234,22 +281,32 @@ class SearchScientist(Scientist):
     def _rule_blocked(self, view: LabView, d: ProposalDraft, team: Team, recalled: list[RecalledMemory]) -> bool:
         """Skip drafts that the automatic rules will certainly reject (saves a revision)."""
         probe = Proposal(proposal_id="probe", author="search", team=team.team_id, axis=d.axis, direction=d.direction,
-                         change=Change(knobs=d.knobs), bold=d.bold, what_is_different=d.what_is_different)
+                         change=Change(knobs=d.knobs, diff=d.diff), bold=d.bold, what_is_different=d.what_is_different)
         return auto_review(probe, view, recalled) is not None
 
     # -- critique ----------------------------------------------------------------------------
 
     def critique(self, view: LabView, *, proposal: Proposal, reviewer: str, recalled: list[RecalledMemory]) -> CritiqueReply:
         sigma = view.knowledge.noise_sigma or 0.0
-        surrogate = Surrogate.fit(view.task, view.experiments, view.champion, seed=view.seed)
+        surrogate = Surrogate.fit(view.task, view.experiments, view.champion, seed=view.seed, ideas=view.ideas)
         if surrogate is None:
             return CritiqueReply(review=ReviewDraft(approve=True, reason=(
                 f"{proposal.axis}/{proposal.direction}: too few results for the surrogate to judge; tagged, "
                 "not a repeat, not in a failed range: worth a run")))
-        gain, std = surrogate.predict([{**view.champion.config, **proposal.change.knobs}])
+        loss = self._predicted_loss(view, surrogate, proposal.change.knobs, proposal.change.diff)
+        if loss is not None:
+            return CritiqueReply(review=ReviewDraft(approve=False, reason=loss))
+        gain, std = surrogate.predict([{**view.champion.config, **proposal.change.knobs}], diffs=[_code_with(view, proposal.change.diff)])
+        return CritiqueReply(review=ReviewDraft(approve=True, reason=(
+            f"surrogate predicts gain {float(gain[0]):+.4g} ± {float(std[0]):.3g} over the champion; not a repeat, "
+            "not in a failed range")))
+
+    @staticmethod
+    def _predicted_loss(view: LabView, surrogate: Surrogate, knobs: dict[str, KnobValue], diff: str | None) -> str | None:
+        """Why the surrogate is confident a change loses by more than the noise floor, or ``None``."""
+        sigma = view.knowledge.noise_sigma or 0.0
+        gain, std = surrogate.predict([{**view.champion.config, **knobs}], diffs=[_code_with(view, diff)])
         g, sd = float(gain[0]), float(std[0])
         if g + 2 * sd < 0 and g < -2 * sigma:
-            return CritiqueReply(review=ReviewDraft(approve=False, reason=(
-                f"surrogate predicts a loss of {g:+.4g} ± {sd:.3g} (noise σ {sigma:.3g}): confidently worse than the champion")))
-        return CritiqueReply(review=ReviewDraft(approve=True, reason=(
-            f"surrogate predicts gain {g:+.4g} ± {sd:.3g} over the champion; not a repeat, not in a failed range")))
+            return f"surrogate predicts a loss of {g:+.4g} ± {sd:.3g} (noise σ {sigma:.3g}): confidently worse than the champion"
+        return None

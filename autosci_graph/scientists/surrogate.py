@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autosci_graph.state import Champion, ExperimentEntry
+from autosci_graph.state import Champion, CodeIdea, ExperimentEntry
 from autosci_graph.task import CategoricalKnob, IntKnob, Knob, KnobValue, ResearchTask
 
 #: Fewer successful results than this and the surrogate is not fitted (its guesses would be noise).
@@ -47,8 +47,18 @@ def from_unit(knob: Knob, u: float) -> KnobValue:
     return float(f"{v:.4g}")
 
 
-def encode(task: ResearchTask, config: Mapping[str, KnobValue]) -> list[float]:
-    row: list[float] = []
+def code_markers(ideas: Sequence[CodeIdea]) -> list[str]:
+    """One line each idea adds, to tell from a run's diff whether the idea is in its code."""
+    out = []
+    for idea in ideas:
+        added = [ln[1:].strip() for ln in idea.diff.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
+        out.append(max(added, key=len) if added else idea.name)
+    return out
+
+
+def encode(task: ResearchTask, config: Mapping[str, KnobValue], diff: str | None = None, markers: Sequence[str] = ()) -> list[float]:
+    """A configuration in the unit cube, plus one 0/1 feature per code idea (is it in the code)."""
+    row: list[float] = [1.0 if diff and m in diff else 0.0 for m in markers]
     for name, knob in task.knobs.items():
         value = config.get(name, knob.default)
         if isinstance(knob, CategoricalKnob):
@@ -68,25 +78,27 @@ class Surrogate:
     #: The surrogate's (noise-free) value at the champion: expected improvement is measured from
     #: it, since a proposal has to beat the champion, not the luckiest run ever seen.
     incumbent: float
+    markers: list[str]
 
     @classmethod
     def fit(cls, task: ResearchTask, entries: Sequence[ExperimentEntry], champion: Champion,
-            seed: int = 0) -> "Surrogate | None":
+            seed: int = 0, ideas: Sequence[CodeIdea] = ()) -> "Surrogate | None":
         """Fit on every run so far; ``None`` with too few results to say anything."""
         champion_metric = champion.metric
         if champion_metric is None or not task.knobs:
             return None
         sign = -1.0 if task.metric.minimize else 1.0
-        ok = [(e.result.change.knobs, float(e.result.metric)) for e in entries
+        markers = code_markers(ideas)
+        ok = [(e.result.change, float(e.result.metric)) for e in entries
               if e.result.ok and e.result.metric is not None and math.isfinite(e.result.metric)]
         if len(ok) < MIN_POINTS:
             return None
         worst = min(sign * m for _, m in ok)
         spread = max(sign * m for _, m in ok) - worst
-        failed = [e.result.change.knobs for e in entries
+        failed = [e.result.change for e in entries
                   if e.result.status in ("diverged", "crash", "oom", "timeout", "no_metric") and e.result.change.knobs]
-        xs = [encode(task, {**task.default_config(), **k}) for k, _ in ok] + \
-             [encode(task, {**task.default_config(), **k}) for k in failed]
+        xs = [encode(task, {**task.default_config(), **c.knobs}, c.diff, markers) for c, _ in ok] + \
+             [encode(task, {**task.default_config(), **c.knobs}, c.diff, markers) for c in failed]
         ys = [sign * m for _, m in ok] + [worst - 0.5 * max(spread, 1e-9)] * len(failed)
         from sklearn.gaussian_process import GaussianProcessRegressor
         from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
@@ -98,20 +110,22 @@ class Surrogate:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence chatter on tiny data sets
             model.fit(np.asarray(xs), np.asarray(ys))
-        at_champion = model.predict(np.asarray([encode(task, {**task.default_config(), **champion.config})]))
-        return cls(task=task, model=model, baseline=sign * champion_metric, incumbent=float(at_champion[0]))
+        at_champion = model.predict(np.asarray([encode(task, {**task.default_config(), **champion.config}, champion.diff, markers)]))
+        return cls(task=task, model=model, baseline=sign * champion_metric, incumbent=float(at_champion[0]), markers=markers)
 
-    def predict(self, configs: Sequence[Mapping[str, KnobValue]]) -> tuple[np.ndarray, np.ndarray]:
-        """Predicted gain over the champion and its standard deviation, per configuration."""
-        x = np.asarray([encode(self.task, {**self.task.default_config(), **c}) for c in configs])
+    def predict(self, configs: Sequence[Mapping[str, KnobValue]], diffs: Sequence[str | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted gain over the champion and its standard deviation, per configuration (and
+        the code it runs with: ``diffs``, the full change of each)."""
+        codes = list(diffs) if diffs is not None else [None] * len(configs)
+        x = np.asarray([encode(self.task, {**self.task.default_config(), **c}, d, self.markers) for c, d in zip(configs, codes)])
         mean, std = self.model.predict(x, return_std=True)  # type: ignore[attr-defined]
         return mean - self.baseline, std
 
-    def expected_improvement(self, configs: Sequence[Mapping[str, KnobValue]]) -> np.ndarray:
-        """Expected improvement over the best predicted measured point."""
+    def expected_improvement(self, configs: Sequence[Mapping[str, KnobValue]], diffs: Sequence[str | None] | None = None) -> np.ndarray:
+        """Expected improvement over the surrogate's value at the champion."""
         from scipy.stats import norm
 
-        gain, std = self.predict(configs)
+        gain, std = self.predict(configs, diffs)
         best = self.incumbent - self.baseline
         std = np.maximum(std, 1e-12)
         z = (gain - best) / std

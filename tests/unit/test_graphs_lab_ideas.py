@@ -1,0 +1,80 @@
+"""Offline code changes: the lab tries a task's ideas/ in the teams that own them and stacks them."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from lab_helpers import run_lab, stable_normal
+
+from autosci_graph.graphs.context import LabSettings
+from autosci_graph.scientists.search import SearchScientist
+from autosci_graph.state import Change
+from autosci_graph.task import ResearchTask
+from autosci_graph.tools.codestate import files_at
+from autosci_graph.tools.patches import unified_diff
+
+TRAIN = """import math
+
+LR = 1e-3
+ACTIVATION = "tanh"
+
+
+def activation():
+    return ACTIVATION
+
+
+def learning_rate():
+    return LR
+
+
+NORM = "layernorm"
+
+
+def main():
+    print(LR, ACTIVATION, NORM)
+"""
+
+
+def _task(tmp_path: Path) -> ResearchTask:
+    (tmp_path / "train.py").write_text(TRAIN)
+    ideas = tmp_path / "ideas"
+    ideas.mkdir()
+    for name, axis, old, new in [("gelu", "activation", 'ACTIVATION = "tanh"', 'ACTIVATION = "gelu"'),
+                                 ("rmsnorm", "norm", 'NORM = "layernorm"', 'NORM = "rmsnorm"')]:
+        diff = unified_diff({"train.py": TRAIN}, {"train.py": TRAIN.replace(old, new)})
+        (ideas / f"{name}.diff").write_text(f"# description: {new}\n# axis: {axis}\n{diff}")
+    return ResearchTask(name="ideas-synth", root=tmp_path, command=("python", "train.py"), metric={"name": "loss"},
+                        editable=("train.py",), seeds=(0, 1, 2, 3),
+                        knobs={"lr": {"type": "float", "low": 1e-4, "high": 1.0, "default": 1e-3, "log": True}})
+
+
+def _loss(change: Change, seed: int) -> float:
+    diff = change.diff or ""
+    code = 0.6 * ('+ACTIVATION = "gelu"' in diff) + 0.4 * ('+NORM = "rmsnorm"' in diff)
+    return (math.log10(float(change.knobs["lr"])) + 2) ** 2 + 2.0 - code + 0.02 * stable_normal(seed, sorted(change.knobs.items()), diff)
+
+
+def test_an_idea_is_kept_and_a_later_change_stacks_on_it(tmp_path: Path) -> None:
+    task = _task(tmp_path)
+    settings = LabSettings(n_teams=2, max_experiments=30, stop_after_no_keep=None, seed=0)
+    final, _ = run_lab(task, _loss, SearchScientist(), settings, slots=2, synchronous=True)
+    promotions = [e for e in final["events"] if e["type"] == "promotion"]
+    champions = {c["candidate_id"]: c for c in final["candidates"] if c["status"] == "promoted"}
+    code_keeps = [champions[p["experiment_id"]] for p in promotions if champions[p["experiment_id"]]["proposal"]["change"]["diff"]]
+    assert code_keeps, "no idea was kept"
+    first = code_keeps[0]
+    kept_line = next(ln for ln in first["proposal"]["change"]["diff"].splitlines() if ln.startswith("+") and not ln.startswith("+++"))
+    # Every champion after the first code keep still carries that code: later changes stacked on it.
+    later = [champions[p["experiment_id"]] for p in promotions][[champions[p["experiment_id"]] for p in promotions].index(first) + 1:]
+    assert later, "nothing was kept after the first idea"
+    for c in later:
+        assert kept_line in (c["change"]["diff"] or "")
+    # The final champion's files are the original with every accepted change applied.
+    text = files_at(task, final["champion"]["diff"])["train.py"]
+    assert kept_line[1:] in text and text != TRAIN
+    # Ideas run in the teams that own their axis.
+    teams = {t["team_id"]: t for t in final["teams"]}
+    for s in final["submitted"]:
+        if s["kind"] == "explore" and s["proposal"]["axis"].startswith("code:"):
+            assert s["proposal"]["axis"] in teams[s["proposal"]["team"]]["hypothesis"]["axes"]
