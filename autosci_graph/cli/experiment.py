@@ -42,6 +42,8 @@ def register(subparsers: Any) -> None:
     r = subparsers.add_parser("reproduce", help="re-run a recorded experiment from its result.json")
     r.add_argument("result_json", metavar="RESULT_JSON", type=Path, help="a result.json written by the executor or run-one")
     r.add_argument("--work-dir", type=Path, default=None, help="where the new experiment goes (default: beside the old one's work folder)")
+    r.add_argument("--files", type=Path, default=None, metavar="DIR",
+                   help="only rebuild the run's exact editable files (its code state) into DIR, without running")
     r.set_defaults(handler=reproduce)
 
 
@@ -119,6 +121,26 @@ def fixed_from_provenance(task: ResearchTask, result: RunResult) -> dict[str, Kn
     return fixed
 
 
+def _rebuild_files(task: ResearchTask, old: RunResult, dest: Path) -> int:
+    """Write the editable files exactly as the recorded run had them, and their content hash."""
+    from autosci_graph.tools.codestate import files_at, state_hash
+    from autosci_graph.tools.diffs import DiffError
+
+    try:
+        files = files_at(task, old.change.diff)
+    except DiffError as exc:
+        raise AutosciError(f"the recorded change no longer applies to {task.root}: {exc}; the task's files changed since the run") from None
+    if dest.exists() and any(dest.iterdir()):
+        raise AutosciError(f"--files {dest}: the folder is not empty; give a new or empty folder")
+    for rel, text in files.items():
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(text.encode("utf-8", errors="surrogateescape"))
+    print(json.dumps({"experiment_id": old.experiment_id, "commit": state_hash(task, old.change), "files": sorted(files),
+                      "knobs": old.change.knobs, "dir": str(dest)}, indent=2))
+    return 0
+
+
 def reproduce(args: argparse.Namespace) -> int:
     """Handler of ``autosci reproduce``."""
     try:
@@ -131,6 +153,8 @@ def reproduce(args: argparse.Namespace) -> int:
     if prov is None or not prov.task_root:
         raise AutosciError(f"{args.result_json}: the result has no provenance (a bad_change run never ran); nothing to reproduce")
     task = load_task(prov.task_root)
+    if args.files is not None:
+        return _rebuild_files(task, old, args.files)
     fixed = fixed_from_provenance(task, old)
     if fixed:
         task = task.with_fixed(**fixed)

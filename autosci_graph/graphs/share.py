@@ -331,6 +331,7 @@ def _remember(s: _Share, entry: ExperimentEntry, team: Team | None) -> None:
         axis=entry.proposal.axis, direction=entry.proposal.direction,
         hypothesis=(team.hypothesis.statement if team else entry.proposal.rationale),
         champion_metric=entry.champion_metric, minimize=s.ctx.task.metric.minimize, outcome=outcome,
+        increment=entry.proposal.change.diff,
     )
     s.ctx.memory.add([record])
 

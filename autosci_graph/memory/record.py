@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -41,14 +42,32 @@ def record_id(task: str, run_id: str, experiment_id: str) -> str:
     return f"{task}/{run_id}/{experiment_id}"
 
 
-def describe_change(change: Change) -> str:
-    """The change in words: its description, else its knob settings and the files its diff touches."""
+def summarize_diff(diff: str, limit: int = 240) -> str:
+    """A code change in words: the files and functions it touches and its first edited lines, so a
+    similar code idea is recalled by meaning (``edits train.py (Block, forward): -nn.GELU() +nn.SiLU()``)."""
+    files = sorted({line[6:].strip() for line in diff.splitlines() if line.startswith("+++ b/")})
+    body = [ln for ln in diff.splitlines() if ln[:1] in (" ", "-", "+") and not ln.startswith(("---", "+++"))]
+    scopes = list(dict.fromkeys(m.group(2) for ln in body if (m := _SCOPE.match(ln[1:]))))
+    edits = " ".join(f"{ln[0]}{ln[1:].strip()}" for ln in body if ln[:1] in "+-" and ln[1:].strip())
+    text = "edits " + (", ".join(files) if files else "the training script")
+    if scopes:
+        text += f" ({', '.join(scopes[:4])})"
+    return f"{text}: {edits[:limit]}" if edits else text
+
+
+_SCOPE = re.compile(r"\s*(def|class)\s+([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def describe_change(change: Change, increment: str | None = None) -> str:
+    """The change in words: its description, else its knob settings; and for a code change a
+    summary of ``increment`` (the code edit a proposal made), else of the whole diff."""
+    code = increment if increment and increment.strip() else change.diff
+    summary = summarize_diff(code) if code and code.strip() else ""
     if change.description.strip():
-        return change.description.strip()
+        return change.description.strip() + (f"; {summary}" if summary and increment else "")
     parts = [f"set {k} = {v}" for k, v in sorted(change.knobs.items())]
-    if change.diff and change.diff.strip():
-        files = sorted({line[6:].strip() for line in change.diff.splitlines() if line.startswith("+++ b/")})
-        parts.append("edit code in " + (", ".join(files) if files else "the training script"))
+    if summary:
+        parts.append(summary)
     return "; ".join(parts) or "no change (the champion configuration)"
 
 
@@ -130,10 +149,13 @@ class MemoryRecord(BaseModel):
         champion_metric: float | None = None,
         minimize: bool = True,
         outcome: Outcome | None = None,
+        increment: str | None = None,
     ) -> MemoryRecord:
         """Build the record of one experiment from its :class:`~autosci_graph.state.RunResult`.
 
         ``outcome`` defaults to ``crash`` for a failed run, else is left undecided unless given.
+        ``increment`` is the code edit the proposal itself made (the run's diff also holds the
+        champion's accepted code), summarized into the record's text.
         """
         delta = None
         if result.metric is not None and champion_metric is not None:
@@ -154,7 +176,7 @@ class MemoryRecord(BaseModel):
         return cls(
             task=task, run_id=run_id, experiment_id=result.experiment_id, team=team, axis=axis,
             direction=direction, status=result.status, outcome=outcome, failure_class=failure,
-            hypothesis=hypothesis, change=describe_change(result.change), knobs=dict(result.change.knobs),
+            hypothesis=hypothesis, change=describe_change(result.change, increment), knobs=dict(result.change.knobs),
             metric_name=result.metric_name, metric=result.metric, minimize=minimize,
             champion_metric=champion_metric, delta=delta, error=error,
             timestamp=result.ended_at or time.time(),

@@ -8,17 +8,28 @@ import io
 import json
 from pathlib import Path
 
+from autosci_graph.state import Change
 from autosci_graph.reports.summary import TIMELINE_EVENTS, RunSummary, fmt, timeline_text
 
-#: autoresearch's columns (``commit`` holds the experiment id: each experiment is its own
-#: workspace, not a git commit; ``metric`` is named after the task's metric), then ours.
-TSV_COLUMNS = ["commit", "metric", "memory_gb", "status", "description", "team", "hypothesis",
+#: autoresearch's columns (``commit`` is a content hash of what ran: the editable files at the
+#: experiment's code state and its knob configuration; ``metric`` is named after the task's
+#: metric), then ours.
+TSV_COLUMNS = ["commit", "metric", "memory_gb", "status", "description", "experiment", "team", "hypothesis",
                "kind", "seed", "gain", "outcome", "run_status", "duration_s"]
 
 
 def _status(outcome: str) -> str:
     # autoresearch's status column knows keep / discard / crash only.
     return {"keep": "keep", "crash": "crash"}.get(outcome, "discard")
+
+
+def _commit(s: RunSummary, change: Change) -> str:
+    from autosci_graph.tools.codestate import state_hash
+
+    try:
+        return state_hash(s.task, change)
+    except (OSError, ValueError):  # the task folder moved or its files changed since the run
+        return "-"
 
 
 def results_tsv(s: RunSummary) -> str:
@@ -31,9 +42,9 @@ def results_tsv(s: RunSummary) -> str:
     for e in s.entries:
         mem = e.result.metrics.get("peak_memory_gb", e.result.metrics.get("memory_gb", 0.0))
         w.writerow([
-            e.result.experiment_id, fmt(e.result.metric, 6), f"{mem:.1f}",
+            _commit(s, e.result.change), fmt(e.result.metric, 6), f"{mem:.1f}",
             _status(e.outcome), (e.proposal.rationale or e.result.change.description or "").replace("\t", " ").replace("\n", " "),
-            e.proposal.team or "-", hyp.get(e.proposal.team, "").replace("\t", " "), e.kind, e.result.seed,
+            e.result.experiment_id, e.proposal.team or "-", hyp.get(e.proposal.team, "").replace("\t", " "), e.kind, e.result.seed,
             fmt(e.gain, 4), e.outcome, e.result.status, f"{e.result.duration_s:.1f}",
         ])
     return buf.getvalue()

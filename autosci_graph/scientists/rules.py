@@ -166,6 +166,10 @@ def _failed_range_hit(p: Proposal, view: LabView, recalled: list[RecalledMemory]
     for m in recalled:
         if m.score < rules.similar_failure_score or m.outcome == "keep" or m.axis != axis:
             continue
+        if p.change.diff and new is None and m.outcome in ("discard", "crash"):
+            # A code idea: the same code axis failed before in a change memory finds similar.
+            return (f"Memory holds a similar code change on {axis} that failed: {m.experiment_id} "
+                    f"({m.status or m.outcome}: {m.text[:160]}).")
         failed = _numeric(m.knobs.get(axis))
         if new is not None and champ is not None and failed is not None and _inside_failed_range(p.direction, new, champ, failed):
             return f"Memory holds a similar failure, {m.experiment_id} ({axis}={m.knobs.get(axis)}, {m.status or m.outcome})."

@@ -9,10 +9,13 @@ returns the new full change, so accepted changes compose instead of replacing ea
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from autosci_graph.lab.changes import Stack
+from autosci_graph.state import Change
 from autosci_graph.task import ResearchTask
 from autosci_graph.tools.diffs import apply_patch
 from autosci_graph.tools.patches import apply_edit, unified_diff
@@ -51,3 +54,11 @@ def code_stack(task: ResearchTask) -> Stack:
         return unified_diff(original, {**current, **apply_edit(current, increment, task.editable)})
 
     return stack
+
+
+def state_hash(task: ResearchTask, change: Change) -> str:
+    """A content hash of what an experiment ran: the editable files at its code state and its full
+    knob configuration (12 hex digits, like a short git commit). Equal hashes, equal runs."""
+    files = files_at(task, change.diff) if task.editable else {}
+    payload = json.dumps({"files": files, "knobs": {**task.default_config(), **change.knobs}}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode("utf-8", errors="surrogateescape")).hexdigest()[:12]

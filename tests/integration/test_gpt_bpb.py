@@ -96,3 +96,21 @@ def test_prepare_splits_by_play_and_holds_out_a_test_set() -> None:
     assert not set(final["test_plays"]) & (set(meta["train_plays"]) | set(meta["val_plays"]))
     assert (data / "train.bin").stat().st_size > 3_000_000 and (data / "val.bin").stat().st_size > 100_000
     assert not (data / "test.bin").exists()  # held-out data never sits where runs can read it
+
+
+def test_reproduce_rebuilds_the_exact_files_of_a_code_change(tmp_path: Path) -> None:
+    idea = (TASK / "ideas" / "relu2.diff").read_text()
+    patch = tmp_path / "relu2.diff"
+    patch.write_text(idea)
+    code, result, err = autosci("run-one", str(TASK), *STEPS, "--patch", str(patch), work=tmp_path)
+    assert code == 0, err
+    result_json = tmp_path / "runs" / "run-one" / "experiments" / result["experiment_id"] / "result.json"
+    code, report, err = autosci("reproduce", str(result_json), "--files", str(tmp_path / "rebuilt"), work=tmp_path)
+    assert code == 0, err
+    rebuilt = (tmp_path / "rebuilt" / "train.py").read_text()
+    workspace = Path(result["workspace"]) / "train.py"
+    assert rebuilt == workspace.read_text() and rebuilt != (TASK / "train.py").read_text()
+    assert len(report["commit"]) == 12 and report["files"] == ["train.py"]
+    # A non-empty target is refused, nothing overwritten.
+    code, _, err = autosci("reproduce", str(result_json), "--files", str(tmp_path / "rebuilt"), work=tmp_path)
+    assert code == 2 and "not empty" in err

@@ -50,8 +50,13 @@ def test_lab_improves_gpt_bpb_and_records_everything(tmp_path: Path) -> None:
 
     with open(run_dir / "results.tsv", newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
-    assert [r["commit"] for r in rows] == [e["result"]["experiment_id"] for e in log]
+    assert [r["experiment"] for r in rows] == [e["result"]["experiment_id"] for e in log]
     assert rows[0].keys() >= {"commit", "val_bpb", "memory_gb", "status", "description", "team", "hypothesis"}
+    # commit is a content hash of what ran: the baseline seeds share one, a changed configuration differs.
+    by_id = {r["experiment"]: r["commit"] for r in rows}
+    base = {by_id[e["result"]["experiment_id"]] for e in log if e["kind"] == "baseline"}
+    assert len(base) == 1 and all(len(c) == 12 for c in by_id.values())
+    assert any(by_id[e["result"]["experiment_id"]] not in base for e in log if e["kind"] == "explore")
 
     memory = ChromaMemory(mem_dir, task="gpt_bpb")
     assert memory.count({"task": "gpt_bpb", "run_id": spec.run_id}) == BUDGET

@@ -73,8 +73,15 @@ def test_error_is_kept_as_a_tail_and_records_are_frozen() -> None:
 def test_describe_change() -> None:
     diff = "--- a/train.py\n+++ b/train.py\n@@ -1 +1 @@\n-a\n+b\n"
     assert describe_change(Change(description="  Use RoPE  ")) == "Use RoPE"
-    assert describe_change(Change(knobs={"b": 2, "a": 1}, diff=diff)) == "set a = 1; set b = 2; edit code in train.py"
+    assert describe_change(Change(knobs={"b": 2, "a": 1}, diff=diff)) == "set a = 1; set b = 2; edits train.py: -a +b"
     assert describe_change(Change()) == "no change (the champion configuration)"
+    # A code change says which files and functions it touched and what it edited: the increment
+    # the proposal made, not the champion's code it was stacked on.
+    champion_code = "--- a/train.py\n+++ b/train.py\n@@ -1 +1 @@\n-x = 1\n+x = 2\n"
+    increment = ("--- a/train.py\n+++ b/train.py\n@@ -10,2 +10,2 @@\n class Block(nn.Module):\n"
+                 "-        self.act = nn.GELU()\n+        self.act = nn.SiLU()\n")
+    text = describe_change(Change(diff=champion_code + increment, description="SiLU in the MLP"), increment)
+    assert text == "SiLU in the MLP; edits train.py (Block): -self.act = nn.GELU() +self.act = nn.SiLU()"
 
 
 def test_filter_matching_and_chroma_translation() -> None:

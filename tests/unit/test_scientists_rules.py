@@ -249,3 +249,21 @@ def test_a_bold_tag_on_a_small_step_is_rejected() -> None:
     assert review is not None and review.rule == "bold_too_small"
     assert auto_review(small.model_copy(update={"bold": False}), view(task)) is None
     assert auto_review(proposal("lr", "increase", {"lr": 1e-2}, bold=True), view(task)) is None  # a decade: 25%
+
+
+def test_a_code_idea_like_a_remembered_failure_is_rejected() -> None:
+    from lab_helpers import make_synth_task, view
+
+    from autosci_graph.scientists.base import RecalledMemory
+    from autosci_graph.state import Change, Proposal
+
+    task = make_synth_task()
+    diff = "--- a/train.py\n+++ b/train.py\n@@\n-act = nn.GELU()\n+act = nn.SiLU()\n"
+    p = Proposal(proposal_id="p", author="experimenter-1", team="t1", axis="code:activation", direction="code",
+                 change=Change(diff=diff), rationale="SiLU in the MLP")
+    failed = RecalledMemory(experiment_id="old-3", text="Tried: SiLU in the MLP; edits train.py (Block): -nn.GELU() +nn.SiLU()",
+                            outcome="discard", axis="code:activation", direction="code", score=0.93)
+    review = auto_review(p, view(task), [failed])
+    assert review is not None and review.rule == "failed_range" and "old-3" in review.reason
+    assert auto_review(p.model_copy(update={"what_is_different": "now with a tuned lr"}), view(task), [failed]) is None
+    assert auto_review(p, view(task), [failed.model_copy(update={"score": 0.5})]) is None  # not similar enough
