@@ -107,7 +107,8 @@ def organize(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         active = [t for t in teams if t.status == "active"]
     needed = s.n_teams - len(active)
     if needed > 0:
-        view = nb.view(seed=s.seed)
+        # The teams as they stand after this step's falsifications and regroup.
+        view = nb.view(seed=s.seed).model_copy(update={"teams": teams})
         reply = ctx.scientist.organize(view, n_teams=needed, agents=s.roster())
         update["usage"] = reply.usage.to_state()
         taken = {t.hypothesis.axes[0] for t in active if t.hypothesis.axes}

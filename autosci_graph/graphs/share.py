@@ -181,7 +181,8 @@ def _judge_candidate_run(s: _Share, sub: Submission, result: RunResult) -> None:
         _judge_stale(s, cand, sub, result, values, sigma, dof, team)
         return
     champ_values = list(s.champion.metrics_by_seed.values())
-    j = judge(task.metric, champ_values, values, sigma, dof, rule, screened=cand.rebased_from is not None)
+    j = judge(task.metric, champ_values, values, sigma, dof, rule, screened=cand.rebased_from is not None,
+              prior_gains=_prior_gains(s, cand))
     if j.verdict == "open" and not _next_seeds(s, cand, j):
         j = Judgement("reject", j.evidence, j.reason.replace(": open, one more seed", "") + "; no budget left for another seed")
     if j.verdict == "promote":
@@ -235,6 +236,20 @@ def _candidate_for(s: _Share, sub: Submission) -> Candidate:
     """The candidate a submission belongs to when no branch recorded it (team branches record
     theirs at submission, with the champion they built on)."""
     return Candidate(candidate_id=base_id(sub), proposal=sub.proposal, change=sub.change, base=s.champion)
+
+
+def _prior_gains(s: _Share, cand: Candidate) -> list[float]:
+    """A rebased candidate's earlier runs, each as its gain over the champion it ran against."""
+    if not cand.rebased_from:
+        return []
+    gains: list[float] = []
+    for c in s.candidates.values():
+        if c.candidate_id == cand.candidate_id or (c.candidate_id != cand.rebased_from and c.rebased_from != cand.rebased_from):
+            continue
+        if c.base.metric is None:
+            continue
+        gains += [s.ctx.task.metric.gain(float(r.metric), c.base.metric) for r in s.runs_of(c) if r.metric is not None]
+    return gains
 
 
 def _next_seeds(s: _Share, cand: Candidate, j: Judgement) -> bool:

@@ -5,18 +5,27 @@ The rule, for a candidate measured on ``n`` seeds against a champion measured on
 * σ is the run-to-run noise pooled over *every* configuration run on two or more seeds
   (``σ² = Σ_groups Σ (x - x̄_group)² / dof``, ``dof = Σ_groups (n_group - 1)``);
 * the evidence is the whole candidate, not its latest run: ``d = gain(mean(candidate), mean(champion))``
-  with standard error ``se = σ·√(1/n + 1/m)``, and ``z = d / se``;
-* **promote** when ``n ≥ min_seeds`` and ``z`` exceeds the t-quantile with the tail of
-  ``bar_sigmas`` normal σ at ``dof`` degrees of freedom (σ estimated from few repeats raises the bar);
-* **reject** when ``z`` falls below a futility bound (``drop_first_below`` after one seed,
-  ``drop_below`` after more) or the candidate has had ``max_seeds`` seeds;
+  with standard error ``se = σ₉₀·√(1/n + 1/m)``, and ``z = d / se``, where ``σ₉₀`` is the 90%
+  upper confidence bound of the pooled σ (``σ·√(dof / χ²₀.₁(dof))``: ×8 at one degree of
+  freedom, ×1.4 at ten), so a σ measured on few repeats raises the bar without making every early
+  gain wait for a dozen seeds of noise estimate;
+* **promote** when ``n ≥ min_seeds`` and ``z > bar_sigmas``. The bar is sized for the many
+  candidates one run tests: about ``Φ⁻¹(1 − 0.05/40)`` keeps the chance of *any* false promotion
+  in 40 experiments near 5%. A decisive first run promotes at once; nothing is spent confirming
+  a gain far above the noise;
+* **reject** when the candidate cannot reach the bar: ``z ≤ drop_first_below`` after one seed, or
+  ``ẑ < bar_sigmas·√(n / max_seeds)`` after ``n`` seeds (conditional power: even if its current
+  estimate were the truth, ``max_seeds`` seeds would not clear the bar), or after ``max_seeds``.
+  ``ẑ`` uses the point estimate of σ, not its upper bound: promotion waits until the evidence is
+  sure, and so does rejection, so an uncertain σ never discards a gain;
 * otherwise the verdict is **open**: the next seed goes to this candidate (on a seed the champion
   has, so the comparison is paired), and the champion gets a seed when it has fewer than the candidate.
 
 Because the bar is fixed and every look re-uses all seeds, this is a group-sequential test with a
-futility stop: a true gain of 1σ keeps growing ``z`` by about √2 per doubling of seeds until it
-clears the bar, while a lucky first seed regresses toward zero on the next ones. When σ is exactly
-0 (identical repeats: a deterministic task) one run decides: any gain promotes, none rejects.
+futility stop: a real gain keeps growing ``z`` with more seeds until it clears the bar, while a
+lucky first seed regresses toward zero on the next ones, and seeds are spent only where the
+verdict is genuinely open. When σ is exactly 0 (identical repeats: a deterministic task) one run
+decides: any gain promotes, none rejects.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from autosci_graph.lab.stats import t_critical
+from autosci_graph.lab.stats import sigma_upper
 from autosci_graph.task import Metric
 
 Verdict = Literal["promote", "reject", "open"]
@@ -36,18 +45,16 @@ Verdict = Literal["promote", "reject", "open"]
 class PromotionRule:
     """Thresholds of the pooled-evidence test (``LabSettings.promotion``)."""
 
-    #: Promote when z clears the t-quantile with the tail of this many normal σ. Measured on pure
-    #: noise (bench/bench_efficacy.py) for a low false-promotion rate per 40-experiment run.
-    bar_sigmas: float = 2.75
+    #: Promote when z (with σ at its 90% upper bound) clears this: about the Bonferroni bar for
+    #: 40 candidates at 5% (Φ⁻¹(1 − 0.05/40) = 3.23), measured on pure noise in bench/bench_efficacy.py.
+    bar_sigmas: float = 3.25
     #: A first run whose z is at or below this is rejected at once (it did not beat the champion).
     drop_first_below: float = 0.0
-    #: After two or more seeds, a candidate whose z is below this is rejected: too far to reach the
-    #: bar. Higher saves seeds on noise; lower keeps small real gains (1σ) alive long enough.
-    drop_below: float = 0.5
     #: Seeds a candidate needs before it may promote, unless repeats are identical (σ = 0).
-    min_seeds: int = 2
-    #: Seeds after which a still-open candidate is rejected.
-    max_seeds: int = 10
+    min_seeds: int = 1
+    #: Seeds after which a still-open candidate is rejected; also sets the conditional-power
+    #: futility bound ``bar_sigmas·√(n / max_seeds)`` a candidate must stay above.
+    max_seeds: int = 6
 
 
 def pooled_noise(groups: Iterable[Sequence[float]]) -> tuple[float | None, int]:
@@ -80,6 +87,8 @@ class Evidence:
     se: float | None
     z: float
     bar: float
+    #: z with the point estimate of σ (what futility is judged on).
+    z_point: float = 0.0
 
     def describe(self) -> str:
         if self.se is None:
@@ -105,22 +114,29 @@ def evidence(metric: Metric, champion: Sequence[float], candidate: Sequence[floa
     gain = metric.gain(sum(candidate) / n, sum(champion) / m)
     if sigma is None:
         return Evidence(n, m, gain, None, 0.0, math.inf)
-    se = sigma * math.sqrt(1.0 / n + 1.0 / m)
+    shape = math.sqrt(1.0 / n + 1.0 / m)
+    se = sigma_upper(sigma, dof) * shape
     if se <= 0:
         z = math.inf if gain > 1e-12 * max(1.0, abs(sum(champion) / m)) else -math.inf
-    else:
-        z = gain / se
-    return Evidence(n, m, gain, se, z, t_critical(rule.bar_sigmas, dof))
+        return Evidence(n, m, gain, se, z, rule.bar_sigmas, z)
+    return Evidence(n, m, gain, se, gain / se, rule.bar_sigmas, gain / (sigma * shape) if sigma > 0 else gain / se)
 
 
 def judge(metric: Metric, champion: Sequence[float], candidate: Sequence[float], sigma: float | None, dof: int,
-          rule: PromotionRule, *, screened: bool = False) -> Judgement:
+          rule: PromotionRule, *, screened: bool = False, prior_gains: Sequence[float] = ()) -> Judgement:
     """The verdict on a candidate from all its seeds. ``screened``: it already passed the
-    first-run screen (a rebased candidate carries its earlier evidence as a prior), so a single
-    disappointing run on the new champion does not reject it."""
+    first-run screen, so a single disappointing run does not reject it. ``prior_gains``: a
+    rebased candidate's earlier runs, each as its gain over the champion it ran against; the
+    direction's effect is taken as additive across champions that moved other knobs, so they
+    count as seeds of evidence, while promotion still needs the runs on this champion to gain."""
     if not candidate:
         raise ValueError("a candidate needs at least one successful run to be judged")
     ev = evidence(metric, champion, candidate, sigma, dof, rule)
+    if prior_gains and not is_deterministic(sigma, dof) and ev.se is not None:
+        ev = _with_prior(ev, list(prior_gains), sigma or 0.0, dof)
+        if ev.gain > 0 and ev.n >= rule.min_seeds and ev.z > ev.bar and metric_gain_now(metric, champion, candidate) > 0:
+            return Judgement("promote", ev, ev.describe() + f" (with {len(prior_gains)} run(s) on earlier champions): "
+                             f"clears the {rule.bar_sigmas:g}σ bar")
     if is_deterministic(sigma, dof):
         if ev.gain > 0 and ev.z > 0:
             return Judgement("promote", ev, f"gain {ev.gain:+.4g}; repeats are identical (σ = 0), so one run decides")
@@ -131,15 +147,29 @@ def judge(metric: Metric, champion: Sequence[float], candidate: Sequence[float],
         return Judgement("open", ev, ev.describe() + "; another seed measures the noise")
     if ev.n >= rule.min_seeds and ev.z > ev.bar:
         return Judgement("promote", ev, ev.describe() + f": clears the {rule.bar_sigmas:g}σ bar")
-    if ev.n == 1:
-        floor = -math.inf if screened else rule.drop_first_below
-    else:
-        floor = rule.drop_below
-    if ev.z <= floor:
+    # Conditional power: with its current estimate as the truth, could max_seeds seeds clear the bar?
+    floor = max(rule.drop_first_below, rule.bar_sigmas * math.sqrt(ev.n / rule.max_seeds))
+    if ev.n == 1 and screened:
+        floor = -math.inf
+    if ev.z_point <= floor:
         return Judgement("reject", ev, ev.describe() + f": below the futility bound ({floor:+.2f})")
     if ev.n >= rule.max_seeds:
         return Judgement("reject", ev, ev.describe() + f": still short of the bar after {ev.n} seeds")
     return Judgement("open", ev, ev.describe() + ": open, one more seed", champion_seed_wanted=ev.m < ev.n + 1)
+
+
+def metric_gain_now(metric: Metric, champion: Sequence[float], candidate: Sequence[float]) -> float:
+    """The candidate's mean gain over the champion it runs against now."""
+    return metric.gain(sum(candidate) / len(candidate), sum(champion) / len(champion))
+
+
+def _with_prior(ev: Evidence, prior: list[float], sigma: float, dof: int) -> Evidence:
+    """Evidence pooled over the runs on this champion and the rebased-from runs."""
+    n = ev.n + len(prior)
+    gain = (ev.gain * ev.n + sum(prior)) / n
+    shape = math.sqrt(1.0 / n + 1.0 / ev.m)
+    se = sigma_upper(sigma, dof) * shape
+    return Evidence(n, ev.m, gain, se, gain / se if se > 0 else ev.z, ev.bar, gain / (sigma * shape) if sigma > 0 else ev.z_point)
 
 
 def values_by_seed(metrics_by_seed: Mapping[str, float]) -> list[float]:

@@ -13,22 +13,10 @@ from dataclasses import dataclass, field
 
 from autosci_graph.lab.changes import change_key, config_key, full_config
 from autosci_graph.lab.promotion import pooled_noise
+from autosci_graph.lab.stats import sigma_upper
 from autosci_graph.scientists.base import AxisEffect, Knowledge
 from autosci_graph.state import Change, ExperimentEntry
 from autosci_graph.task import ResearchTask
-
-
-#: Exact 10% quantiles of chi-square for 1..10 degrees of freedom, where Wilson-Hilferty is poor.
-_CHI2_10 = (0.01579, 0.2107, 0.5844, 1.0636, 1.6103, 2.2041, 2.8331, 3.4895, 4.1682, 4.8652)
-
-
-def _chi2_quantile(p_z: float, dof: int) -> float:
-    """A chi-square quantile: exact table at the 10% point for few dof, else Wilson-Hilferty
-    (``p_z`` is the matching normal quantile)."""
-    if p_z == -1.2816 and 1 <= dof <= len(_CHI2_10):
-        return _CHI2_10[dof - 1]
-    k = float(dof)
-    return k * (1.0 - 2.0 / (9.0 * k) + p_z * math.sqrt(2.0 / (9.0 * k))) ** 3
 
 
 def noise_estimate(task: ResearchTask, entries: Iterable[ExperimentEntry], *, upper: bool = True) -> tuple[float | None, int]:
@@ -46,7 +34,7 @@ def noise_estimate(task: ResearchTask, entries: Iterable[ExperimentEntry], *, up
     if sigma is None:
         return None, 0
     if upper:
-        sigma *= math.sqrt(dof / max(_chi2_quantile(-1.2816, dof), 1e-9))
+        sigma = sigma_upper(sigma, dof)
     return sigma, dof
 
 

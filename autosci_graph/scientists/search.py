@@ -108,26 +108,27 @@ class SearchScientist(Scientist):
 
     def organize(self, view: LabView, *, n_teams: int, agents: list[str]) -> OrganizeReply:
         scores = self._axis_scores(view)
-        exhausted = {t_axis for t in view.teams if t.status != "active" for t_axis in t.hypothesis.axes}
         # Ties (every axis untested, at the start) follow the task's knob order: task authors
         # list the knobs they expect to matter most first.
         position = {k: i for i, k in enumerate(_axes(view))}
-        ranked = sorted(scores, key=lambda a: (-scores[a], a in exhausted, position[a]))
-        untested = [a for a in ranked if a in view.knowledge.untested_axes]
-        n_drafts = max(1, min(n_teams + 1, len(ranked)))
+        ranked = sorted(scores, key=lambda a: (-scores[a], position[a]))
+        # Every axis belongs to some team: the new teams split what the active ones do not own,
+        # so no knob or code idea falls out of the search when a team dissolves.
+        owned = {a for t in view.teams if t.status == "active" for a in t.hypothesis.axes}
+        pool = [a for a in ranked if a not in owned] or ranked
+        untested = [a for a in pool if a in view.knowledge.untested_axes]
+        n_drafts = max(1, min(n_teams, len(pool)))
         drafts: list[HypothesisDraft] = []
         metric = view.task.metric
+        knobs = [a for a in pool if a in view.task.knobs]
+        code = [a for a in pool if a not in view.task.knobs]
         for i in range(n_drafts):
-            knobs = [a for a in ranked if a in view.task.knobs]
-            code = [a for a in ranked if a not in view.task.knobs]
-            # Two knobs and, when the task ships code ideas, one code axis per team: every team
-            # tunes and edits, and the ideas are spread over the teams that own them.
-            own = knobs[i::n_drafts][:2] + code[i::n_drafts][:1] if code else ranked[i::n_drafts][:3]
-            if not own:
-                own = ranked[i % len(ranked):][:1]
+            # Round-robin over the ranking: each team gets strong and weak axes alike, knobs and
+            # code ideas alike, and the best-ranked axis it owns leads its hypothesis.
+            own = knobs[i::n_drafts] + code[i::n_drafts] or pool[i % len(pool):][:1]
             if untested and not any(a in untested for a in own):
                 own = [untested[i % len(untested)]] + own
-            own = list(dict.fromkeys(own))[:3]
+            own = list(dict.fromkeys(own))
             primary = own[0]
             eff = view.knowledge.effects.get(primary)
             directions: dict[str, Direction] = {}
