@@ -133,10 +133,10 @@ def judge(metric: Metric, champion: Sequence[float], candidate: Sequence[float],
         raise ValueError("a candidate needs at least one successful run to be judged")
     ev = evidence(metric, champion, candidate, sigma, dof, rule)
     if prior_gains and not is_deterministic(sigma, dof) and ev.se is not None:
-        ev = _with_prior(ev, list(prior_gains), sigma or 0.0, dof)
-        if ev.gain > 0 and ev.n >= rule.min_seeds and ev.z > ev.bar and metric_gain_now(metric, champion, candidate) > 0:
-            return Judgement("promote", ev, ev.describe() + f" (with {len(prior_gains)} run(s) on earlier champions): "
-                             f"clears the {rule.bar_sigmas:g}σ bar")
+        pooled = _with_prior(ev, list(prior_gains), sigma or 0.0, dof)
+        if pooled.gain > 0 and pooled.n >= rule.min_seeds and pooled.z > pooled.bar and ev.gain > 0:
+            return Judgement("promote", pooled, pooled.describe() + f" (with {len(prior_gains)} run(s) on earlier "
+                             f"champions): clears the {rule.bar_sigmas:g}σ bar")
     if is_deterministic(sigma, dof):
         if ev.gain > 0 and ev.z > 0:
             return Judgement("promote", ev, f"gain {ev.gain:+.4g}; repeats are identical (σ = 0), so one run decides")
@@ -156,11 +156,6 @@ def judge(metric: Metric, champion: Sequence[float], candidate: Sequence[float],
     if ev.n >= rule.max_seeds:
         return Judgement("reject", ev, ev.describe() + f": still short of the bar after {ev.n} seeds")
     return Judgement("open", ev, ev.describe() + ": open, one more seed", champion_seed_wanted=ev.m < ev.n + 1)
-
-
-def metric_gain_now(metric: Metric, champion: Sequence[float], candidate: Sequence[float]) -> float:
-    """The candidate's mean gain over the champion it runs against now."""
-    return metric.gain(sum(candidate) / len(candidate), sum(champion) / len(champion))
 
 
 def _with_prior(ev: Evidence, prior: list[float], sigma: float, dof: int) -> Evidence:

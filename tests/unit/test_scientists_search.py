@@ -49,12 +49,19 @@ def test_drafts_are_actions_in_a_schema_not_prose() -> None:
 def test_organize_gives_every_draft_a_never_tested_axis() -> None:
     log = [entry(0, "lr", "increase", {"lr": 0.002}, gain=-0.1), entry(1, "width", "increase", {"width": 64}, gain=0.2)]
     reply = SCI.organize(view(TASK, log), n_teams=2, agents=AGENTS)
-    assert len(reply.hypotheses) == 3  # one more than needed, for the vote
+    assert len(reply.hypotheses) == 2
     untested = {"dropout", "act"}
     for d in reply.hypotheses:
         assert set(d.axes) & untested and set(d.axes) <= set(TASK.knobs)
         assert d.statement and d.prediction and "refut" in d.falsification
-    assert {d.axes[0] for d in reply.hypotheses} == untested  # each untested axis leads a draft
+    # Every axis belongs to some team: nothing falls out of the search.
+    assert set().union(*(set(d.axes) for d in reply.hypotheses)) == set(TASK.knobs)
+
+
+def test_new_teams_split_the_axes_no_active_team_owns() -> None:
+    active = team("t1", axes=("lr", "width"))
+    reply = SCI.organize(view(TASK, teams=[active]), n_teams=1, agents=AGENTS)
+    assert len(reply.hypotheses) == 1 and set(reply.hypotheses[0].axes) == {"dropout", "act"}
 
 
 def test_organize_votes_once_per_agent_never_for_its_own_draft() -> None:
