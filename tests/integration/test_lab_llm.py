@@ -6,6 +6,7 @@ are real executor calls (in-process functions) and the memory is real (embedding
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -50,9 +51,10 @@ class Script:
 
     def __init__(self) -> None:
         self.n_propose = 0
-        self.lr_values = iter([0.004, 0.0025, 0.008, 0.006, 0.005, 0.0045, 0.007, 0.0035, 0.0055, 0.0065] * 3)
+        # Cycled: how many proposals a run asks for depends on how fast its champion moves.
+        self.lr_values = itertools.cycle([0.004, 0.0025, 0.008, 0.006, 0.005, 0.0045, 0.007, 0.0035, 0.0055, 0.0065])
         # Each at least 10% of width's log range away from 32, so its bold tag is honest.
-        self.width_values = iter([64, 128, 200, 96, 80, 112, 56, 72] * 4)
+        self.width_values = itertools.cycle([64, 128, 200, 96, 80, 112, 56, 72])
 
     def __call__(self, body: dict[str, Any]) -> str:
         system = body["messages"][0]["content"]

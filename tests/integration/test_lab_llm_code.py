@@ -93,6 +93,7 @@ class Script:
     def __init__(self) -> None:
         self.edits = [("code:schedule", edit_a), ("code:mlp_gate", edit_d), ("code:activation", edit_b), ("code:init", edit_c)]
         self.proposed: list[tuple[str, str]] = []  # (axis, diff) in the order written
+        self.knob_moves = 0
         self.problems: list[str] = []
 
     def __call__(self, body: dict[str, Any]) -> str:
@@ -107,7 +108,12 @@ class Script:
                  "axes": ["code:schedule", "lr"], "promise": 0.8}], "ranking": [0]})
         if "an experimenter on team" in system:
             if not self.edits:
-                return json.dumps({"proposals": []})  # nothing left to try (the budget should stop the lab first)
+                # The code edits are used up; the rest of the budget (how much depends on how many
+                # seeds the promotions took) goes to plain knob moves.
+                self.knob_moves += 1
+                return json.dumps({"proposals": [{
+                    "axis": "lr", "direction": "increase", "knobs": {"lr": round(3e-4 * (1 + self.knob_moves), 6)},
+                    "rationale": "a higher peak lr for a 20-step run", "prediction": "val_bpb drops"}]})
             axis, edit = self.edits.pop(0)
             try:
                 diff = edit(shown_file(prompt))
@@ -146,7 +152,7 @@ def test_the_proposer_edits_the_code_it_is_shown_and_accepted_edits_stack(tmp_pa
     first = shown_file(proposer[0])
     assert "\n".join(first[n] for n in sorted(first)) + "\n" == original
 
-    by_axis = {s["proposal"]["axis"]: s for s in out["submitted"] if s["kind"] == "explore"}
+    by_axis = {s["proposal"]["axis"]: s for s in out["submitted"] if s["kind"] == "explore" and s["proposal"]["axis"] != "lr"}
     assert set(by_axis) == {"code:schedule", "code:activation", "code:init"}, sorted(by_axis)
     # A, B and C reached the executor: each has a run log.
     for sub in by_axis.values():
