@@ -185,6 +185,19 @@ class SearchScientist(Scientist):
         skip = len(view.feedback)
         order = [drafts[i] for i in sorted(range(len(drafts)), key=lambda i: -scores[i])]
         order, code = order[skip:] or order[-1:], code[skip:] or code[-1:]
+        if surrogate is not None and code:
+            # Code ideas compete with knob moves on the same footing: expected improvement of the
+            # champion with the idea in its code (an untried idea is uncertain, so it scores well).
+            ei = surrogate.expected_improvement([view.champion.config] * len(code),
+                                                diffs=[_code_with(view, d.diff) for d in code])
+            code = [code[i] for i in sorted(range(len(code)), key=lambda i: -float(ei[i]))]
+            best_knob = max((scores[drafts.index(d)] for d in order[:1]), default=-math.inf)
+            if float(max(ei)) > best_knob:
+                order = [d for d in order if d is not code[0]]
+                chosen = [code[0]]
+                seconds = [d for d in order if d.bold] + [d for d in order if not d.bold] + code[1:]
+                chosen += [d for d in seconds if d.axis != code[0].axis][: max(0, n - 1)]
+                return ProposeReply(proposals=chosen[:n])
         chosen = order[:1] or code[:1]
         if n >= 2:
             # The bold move: the team's next untried code idea, else the best bold knob move.
