@@ -2,8 +2,8 @@
 
     .venv/bin/python -m bench.bench_code_changes [--budget 24] [--steps 200] [--teams 3] [--slots 2]
 
-Runs the real lab (SearchScientist, LocalExecutor, step-limited so every run repeats for its seed)
-on ``examples/gpt_bpb`` with its ``ideas/``, through the CLI's runner, and reads the run's state:
+Runs the real lab (SearchScientist, LocalExecutor, step-limited so every run repeats for its seed,
+a fresh memory) on ``examples/gpt_bpb`` with its ``ideas/``, through the CLI, and reads the run's state:
 which idea axes were tried and kept, whether a later accepted change stacked on an accepted idea
 (its full change still carries the idea's lines), and how many code changes the check before
 compute refused. Writes the ``code-changes`` section of BENCHMARKS.md.
@@ -37,10 +37,12 @@ def main() -> None:
     ap.add_argument("--teams", type=int, default=3)
     ap.add_argument("--slots", type=int, default=2)
     args = ap.parse_args()
-    run_dir = Path(tempfile.mkdtemp(prefix="bench-code-")) / "run"
+    scratch = Path(tempfile.mkdtemp(prefix="bench-code-"))
+    run_dir = scratch / "run"
     started = time.time()
     cmd = [sys.executable, "-m", "autosci_graph.cli", "run", str(TASK), "--teams", str(args.teams), "--slots", str(args.slots),
-           "--max-experiments", str(args.budget), "--stop-after-no-keep", "0", "--no-memory", "--run-dir", str(run_dir),
+           "--max-experiments", str(args.budget), "--stop-after-no-keep", "0", "--memory-path", str(scratch / "memory"),
+           "--run-dir", str(run_dir),
            "--fixed", "time_budget=0", "--fixed", f"max_steps={args.steps}"]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     wall = time.time() - started
@@ -61,7 +63,7 @@ def main() -> None:
     rows = [[ideas[e["proposal"]["change"]["diff"]].name, e["proposal"]["axis"], e["outcome"], e["result"]["metric"],
              e["note"][:80].replace("|", "/")] for e in tried]
     body = (f"One offline lab run on `examples/gpt_bpb` with its {len(ideas)} shipped ideas ({args.teams} teams, "
-            f"{args.slots} slots, {args.budget} experiments at {args.steps} steps, no memory), {wall:.0f} s. "
+            f"{args.slots} slots, {args.budget} experiments at {args.steps} steps, a fresh memory), {wall:.0f} s. "
             "Each idea is an axis `code:<axis>` owned by a team; the offline scientist ranks an untried idea by the "
             "surrogate's expected improvement against its best knob move. 'Stacked' counts later champions whose full "
             "change still carries a kept idea's lines.\n\n"
