@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 #: Two baseline seeds, then enough for a candidate to be judged on pooled seeds against the
 #: champion (a promotion needs two seeds and a noise estimate with a few degrees of freedom).
-BUDGET = 12
+BUDGET = 16
 # Step-limited training makes each run repeatable for its seed, and one slot makes the order in
 # which results arrive fixed, so the lab's decisions are a function of its seed and the results
 # alone: the test does not hinge on how busy the machine is or on the run id.
