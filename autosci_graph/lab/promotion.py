@@ -165,7 +165,3 @@ def _with_prior(ev: Evidence, prior: list[float], sigma: float, dof: int) -> Evi
     shape = math.sqrt(1.0 / n + 1.0 / ev.m)
     se = sigma_upper(sigma, dof) * shape
     return Evidence(n, ev.m, gain, se, gain / se if se > 0 else ev.z, ev.bar, gain / (sigma * shape) if sigma > 0 else ev.z_point)
-
-
-def values_by_seed(metrics_by_seed: Mapping[str, float]) -> list[float]:
-    return [float(v) for v in metrics_by_seed.values()]
