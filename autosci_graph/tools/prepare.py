@@ -23,7 +23,7 @@ from pathlib import Path
 from autosci_graph.errors import DataUnavailableError
 from autosci_graph.task import ResearchTask
 from autosci_graph.tools.command import format_command
-from autosci_graph.tools.env import scrub
+from autosci_graph.tools.env import allowed_env
 from autosci_graph.tools.provenance import hash_folder
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ def _run_prepare(task: ResearchTask, data_dir: Path, final_dir: Path, recipe: st
     assert task.prepare is not None
     final_dir.mkdir(parents=True, exist_ok=True)
     argv = format_command(task.prepare, python=sys.executable, data_dir=str(data_dir), final_dir=str(final_dir))
-    env = scrub(os.environ, task.pass_env)
+    env = allowed_env(os.environ, task.pass_env)
     env.update(task.env)
     env.update({"AUTOSCI_DATA_DIR": str(data_dir), "AUTOSCI_FINAL_DIR": str(final_dir), "PYTHONUNBUFFERED": "1"})
     log_path = data_dir / PREPARE_LOG

@@ -1,4 +1,4 @@
-"""Run environments (secrets scrubbed, slot settings), slot detection and command building."""
+"""Run environments (an allow-list, slot settings), slot detection and command building."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from autosci_graph.errors import SettingsError
 from autosci_graph.task import FloatKnob, Metric, ResearchTask
 from autosci_graph.tools.command import build_command
-from autosci_graph.tools.env import build_run_env, is_secret, scrub
+from autosci_graph.tools.env import allowed_env, build_run_env, is_allowed
 from autosci_graph.tools.provenance import env_fingerprint
 from autosci_graph.tools.slots import Gpu, Slot, detect_gpus, plan_slots
 
@@ -23,28 +23,29 @@ def _task(**extra: object) -> ResearchTask:
     )
 
 
-@pytest.mark.parametrize("name", ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN", "GITHUB_TOKEN", "DB_PASSWORD", "MY_SECRET",
-                                  "AWS_ACCESS_KEY_ID", "AWS_PROFILE", "GOOGLE_APPLICATION_CREDENTIALS", "AZURE_OPENAI_ENDPOINT",
-                                  "LANGSMITH_API_KEY", "api_key", "SSH_AUTH_SOCK"])
-def test_secret_names(name: str) -> None:
-    assert is_secret(name)
+@pytest.mark.parametrize("name", ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                  "CUDA_VISIBLE_DEVICES", "CUDA_HOME", "AUTOSCI_CACHE_DIR"])
+def test_safe_names_pass(name: str) -> None:
+    assert is_allowed(name)
 
 
-@pytest.mark.parametrize("name", ["PATH", "HOME", "LANG", "PYTHONPATH", "OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES", "HF_HOME"])
-def test_ordinary_names(name: str) -> None:
-    assert not is_secret(name)
+@pytest.mark.parametrize("name", ["OPENAI_API_KEY", "SLACK_WEBHOOK_URL", "NOTES", "BUILD_CONFIG", "INTERNAL_DASHBOARD",
+                                  "PYTHONPATH", "HF_HOME", "SSH_AUTH_SOCK", "AUTOSCI_FINAL_DIR", "path"])
+def test_everything_else_is_withheld_whatever_its_name(name: str) -> None:
+    assert not is_allowed(name)
 
 
-def test_scrub_keeps_explicitly_passed_secrets() -> None:
-    env = {"PATH": "/bin", "OPENAI_API_KEY": "sk", "WANDB_API_KEY": "w"}
-    assert scrub(env, ("WANDB_API_KEY",)) == {"PATH": "/bin", "WANDB_API_KEY": "w"}
+def test_pass_env_adds_names_but_never_the_held_out_data() -> None:
+    env = {"PATH": "/bin", "WANDB_API_KEY": "w", "NOTES": "n", "AUTOSCI_FINAL_DIR": "/held/out"}
+    assert allowed_env(env, ("WANDB_API_KEY", "AUTOSCI_FINAL_DIR")) == {"PATH": "/bin", "WANDB_API_KEY": "w"}
 
 
 def test_cpu_slot_environment() -> None:
     task = _task(env={"EXTRA": "1"}, pass_env=("OPENAI_API_KEY",))
-    base = {"PATH": "/bin", "OPENAI_API_KEY": "sk", "HF_TOKEN": "hf", "AUTOSCI_FINAL_DIR": "/held/out", "OMP_NUM_THREADS": "64"}
+    base = {"PATH": "/bin", "OPENAI_API_KEY": "sk", "HF_TOKEN": "hf", "AUTOSCI_FINAL_DIR": "/held/out", "OMP_NUM_THREADS": "64",
+            "DASHBOARD": "https://grafana.internal/"}
     env = build_run_env(task, Slot(index=1, threads=3), run_id="r1", data_dir=Path("/data"), base=base)
-    assert env["OPENAI_API_KEY"] == "sk" and "HF_TOKEN" not in env and "AUTOSCI_FINAL_DIR" not in env
+    assert env["OPENAI_API_KEY"] == "sk" and "HF_TOKEN" not in env and "AUTOSCI_FINAL_DIR" not in env and "DASHBOARD" not in env
     assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == "3"
     assert env["CUDA_VISIBLE_DEVICES"] == ""  # CPU slots never grab a GPU
     assert env["AUTOSCI_DATA_DIR"] == "/data" and env["AUTOSCI_RUN_ID"] == "r1" and env["PYTHONUNBUFFERED"] == "1"
