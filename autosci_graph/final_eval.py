@@ -52,7 +52,8 @@ from autosci_graph.tools.diffs import DiffError
 from autosci_graph.tools.env import build_run_env
 from autosci_graph.tools.metrics import parse_metrics
 from autosci_graph.tools.prepare import ensure_prepared
-from autosci_graph.tools.process import ManagedProcess
+from autosci_graph.tools.limits import limits_for
+from autosci_graph.tools.sandbox import Sandbox, package_path, sandbox_or_none
 from autosci_graph.tools.slots import Slot, plan_slots
 from autosci_graph.tools.workspace import apply_diff, make_workspace
 
@@ -209,6 +210,7 @@ def run_final_eval(
     data_dir: Path | None = None,
     timeout: float | None = None,
     slot: Slot | None = None,
+    sandbox: Sandbox | None = None,
 ) -> FinalEvalResult:
     """Retrain the champion ``change`` and score it on the task's held-out data.
 
@@ -219,6 +221,8 @@ def run_final_eval(
         timeout: seconds before the evaluation is killed (default: twice the task's timeout,
             since it trains and then predicts).
         slot: the device to use (default: the first GPU, else one CPU thread).
+        sandbox: how to contain the retrained champion (default: bubblewrap when it works here);
+            it sees the data, the held-out data and the ``autosci_graph`` package, read-only.
 
     Raises :class:`FinalEvalTamperedError` if a final-evaluation or data file was changed, and
     :class:`AutosciError` if the change is invalid. A crashing champion gives ``status != "ok"``.
@@ -249,7 +253,9 @@ def run_final_eval(
     limit = timeout if timeout is not None else 2 * task.timeout
     log_path = out_dir / "final_eval.log"
     log.info("task %s: final evaluation %s: %s", task.name, run_id, " ".join(argv))
-    outcome = ManagedProcess(argv, cwd=eval_dir, env=env, timeout=limit, log_path=log_path, max_log_bytes=MAX_LOG_BYTES).run()
+    box = sandbox_or_none(sandbox, network=task.network)
+    outcome = box.process(argv, workspace=eval_dir, env=env, readonly=[data, final, package_path()], gpu=slot.gpu is not None,
+                          limits=limits_for(task.limits), timeout=limit, log_path=log_path, max_log_bytes=MAX_LOG_BYTES).run()
     output = log_path.read_text(encoding="utf-8", errors="replace") if log_path.exists() else ""
     parsed = parse_metrics(output, metric_name)
     status, error = classify(outcome, parsed, output, limit)

@@ -50,6 +50,8 @@ class RunSpec:
     memory_path: str | None = None
     memory: bool = True
     fixed: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: How runs are contained: ``"auto"`` (bubblewrap), ``"bwrap"`` or ``"none"`` (see tools.sandbox).
+    sandbox: str = "auto"
     created_at: float = dataclasses.field(default_factory=time.time)
 
     def save(self, run_dir: Path) -> None:
@@ -157,7 +159,7 @@ def execute(
         from autosci_graph.memory.chroma import ChromaMemory
 
         memory = ChromaMemory(spec.memory_path, task=task.name)
-    executor = LocalExecutor(task, run_dir, slots=spec.slots)
+    executor = LocalExecutor(task, run_dir, slots=spec.slots, sandbox=spec.sandbox)  # type: ignore[arg-type]
     ctx = LabContext(task=task, executor=executor, scientist=scientist or make_scientist(spec), memory=memory,
                      settings=settings, poll_s=poll_s)
     config = {"configurable": {"thread_id": spec.run_id}, "recursion_limit": RECURSION_LIMIT,
@@ -186,7 +188,7 @@ def execute(
         if own_memory:
             memory.close()  # releases the memory folder's writer lock for the next run
     if final_eval and task.final_eval is not None and state.get("stop_reason"):
-        final_evaluation(state, task, run_dir)
+        final_evaluation(state, task, run_dir, sandbox=executor.sandbox)
     outputs = write_outputs(state, task, run_dir)
     return RunOutcome(state=state, run_dir=run_dir, outputs=outputs, task=task)
 
@@ -194,7 +196,7 @@ def execute(
 FINAL_EVAL_FILE = "final_eval.json"
 
 
-def final_evaluation(state: dict[str, Any], task: ResearchTask, run_dir: Path) -> dict[str, Any] | None:
+def final_evaluation(state: dict[str, Any], task: ResearchTask, run_dir: Path, sandbox: Any = None) -> dict[str, Any] | None:
     """Score the champion on the task's held-out data (only the harness can) and keep the result
     in ``final_eval.json`` beside the report. Skipped when the champion is unknown."""
     from autosci_graph.final_eval import run_final_eval
@@ -205,7 +207,7 @@ def final_evaluation(state: dict[str, Any], task: ResearchTask, run_dir: Path) -
         return None
     seeds = champion.get("seeds") or [task.seeds[0] if task.seeds else 0]
     result = run_final_eval(task, Change(knobs=champion.get("config", {}), diff=champion.get("diff")),
-                            work_dir=run_dir, seed=int(seeds[0]))
+                            work_dir=run_dir, seed=int(seeds[0]), sandbox=sandbox)
     payload = result.to_state()
     tmp = run_dir / (FINAL_EVAL_FILE + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")

@@ -60,6 +60,8 @@ class LabRequest(TypedDict, total=False):
     teams: int
     #: Concurrent experiments (default: GPUs, else CPU cores).
     slots: int
+    #: How runs are contained: ``"auto"`` (default, bubblewrap), ``"bwrap"`` or ``"none"``.
+    sandbox: Literal["auto", "bwrap", "none"]
     #: Experiment budget (default 30).
     max_experiments: int
     #: Wall-clock budget: seconds, or a duration such as ``"10m"`` or ``"2h"``.
@@ -149,7 +151,8 @@ def lab(state: ServerState) -> dict[str, Any]:
     spec = RunSpec(task_dir=state["task_dir"], run_id=state["run_id"], settings=_settings(state),
                    mode=state.get("mode", "lab"), model=state.get("model"), critic_model=state.get("critic_model"),
                    base_url=state.get("base_url"), slots=state.get("slots"), memory=state.get("memory", True),
-                   memory_path=state.get("memory_path"), fixed=dict(state.get("fixed") or {}))
+                   memory_path=state.get("memory_path"), fixed=dict(state.get("fixed") or {}),
+                   sandbox=state.get("sandbox", "auto"))
     task = spec.task()
     run_dir = Path(state["run_dir"])
     memory = None
@@ -157,7 +160,7 @@ def lab(state: ServerState) -> dict[str, Any]:
         from autosci_graph.memory.chroma import ChromaMemory
 
         memory = ChromaMemory(spec.memory_path, task=task.name)
-    executor = LocalExecutor(task, run_dir, slots=spec.slots)
+    executor = LocalExecutor(task, run_dir, slots=spec.slots, sandbox=spec.sandbox)  # type: ignore[arg-type]
     ctx = LabContext(task=task, executor=executor, scientist=make_scientist(spec), memory=memory,
                      settings=spec.lab_settings(), poll_s=1.0)
     write = get_stream_writer()

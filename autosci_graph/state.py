@@ -56,6 +56,14 @@ class Provenance(Record):
     data_hash: str | None = None
     task_root: str = ""
     task_name: str = ""
+    #: How the run was contained: ``"bwrap"`` or ``"none"`` (``""`` in records older than the sandbox).
+    sandbox: str = ""
+    #: Whether the run could use the network (True without a sandbox).
+    network: bool = False
+    #: Names of the environment variables the run was given; never their values.
+    env_names: list[str] = Field(default_factory=list)
+    #: Caps the run ran under, e.g. ``{"memory_mb": 4096, "processes": 4096}``.
+    limits: dict[str, int] = Field(default_factory=dict)
 
 
 class RunResult(Record):

@@ -8,6 +8,12 @@ A task folder holds a training script and a ``task.toml``::
     editable = ["train.py"]                                # files a diff may touch
     seeds = [1, 2, 3]
     timeout = 60                                           # seconds before the run is killed
+    network = false                                        # runs are sandboxed without network
+    pass_env = ["WANDB_MODE"]                              # the caller's variables a run may see
+
+    [limits]                                               # per-run caps (defaults shown)
+    memory_mb = 0                                          # per process; 0: 90% of the RAM
+    processes = 4096                                       # processes and threads of the run
 
     [metric]
     name = "val_bpb"
@@ -24,6 +30,10 @@ A task folder holds a training script and a ``task.toml``::
 Placeholders in ``command`` and ``prepare``: ``{python}`` (the interpreter running autosci),
 ``{seed}``, ``{data_dir}`` (the task's shared, cached data folder). Runs also see the data folder
 as the ``AUTOSCI_DATA_DIR`` environment variable.
+
+A run is contained (see :mod:`autosci_graph.tools.sandbox`): its workspace, its data, a read-only
+system, no network unless ``network = true``, and only an allow-list of environment variables
+(see :mod:`autosci_graph.tools.env`) plus those named in ``pass_env`` and set in ``env``.
 """
 
 from __future__ import annotations
@@ -165,6 +175,15 @@ class FinalEval(_Frozen):
     metric: str | None = None
 
 
+class Limits(_Frozen):
+    """Caps on one run's resources (``[limits]`` in ``task.toml``); see :mod:`autosci_graph.tools.limits`."""
+
+    #: Memory each process of the run may allocate, in MiB (``RLIMIT_DATA``). 0: 90% of the RAM.
+    memory_mb: int = Field(default=0, ge=0)
+    #: Processes and threads the run may have at once (0: no cap). Past it, ``fork`` fails.
+    processes: int = Field(default=4096, ge=0)
+
+
 class ResearchTask(_Frozen):
     """A training script with a metric to improve, and the space agents may search.
 
@@ -188,9 +207,15 @@ class ResearchTask(_Frozen):
     fixed: dict[str, KnobValue] = Field(default_factory=dict)
     seeds: tuple[int, ...] = (0, 1, 2)
     timeout: float = Field(default=600.0, gt=0)
-    #: Extra environment for runs; names listed here pass even if they look secret.
+    #: Extra environment for runs (values written here, in the task, not taken from the caller).
     env: dict[str, str] = Field(default_factory=dict)
+    #: Names of the caller's environment variables a run may see besides the safe allow-list
+    #: (``PATH``, locale, ``CUDA_*``, thread counts, ``AUTOSCI_*``); nothing else passes.
     pass_env: tuple[str, ...] = ()
+    #: Whether runs may use the network (the sandbox has none by default; the report says so).
+    network: bool = False
+    #: Memory and process caps of each run.
+    limits: Limits = Field(default_factory=Limits)
     #: Paths (relative to root) never copied into a workspace.
     exclude: tuple[str, ...] = ()
     final_eval: FinalEval | None = None

@@ -27,6 +27,13 @@ from autosci_graph.task import KnobValue, ResearchTask, load_task
 DEFAULT_WORK_DIR = Path("runs") / "run-one"
 
 
+def add_sandbox_flag(parser: argparse.ArgumentParser) -> None:
+    """``--sandbox {auto,bwrap,none}`` on a command that runs experiments."""
+    parser.add_argument("--sandbox", choices=("auto", "bwrap", "none"), default="auto",
+                        help="contain each run: auto/bwrap (default) use bubblewrap (apt-get install bubblewrap): a read-only "
+                             "system, its workspace and data, no network; none runs LLM-written code unsandboxed")
+
+
 def register(subparsers: Any) -> None:
     """Add ``run-one`` and ``reproduce`` to the ``autosci`` parser."""
     p = subparsers.add_parser("run-one", help="run one experiment of a task and print its result as JSON")
@@ -37,6 +44,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--fixed", action="append", default=[], metavar="KEY=VALUE", help="override a fixed run argument, e.g. time_budget=5 (repeatable)")
     p.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help=f"where the experiment folder goes (default: {DEFAULT_WORK_DIR})")
     p.add_argument("--slot-threads", type=int, default=1, help="CPU threads for the run on a machine without GPU (default: 1)")
+    add_sandbox_flag(p)
     p.set_defaults(handler=run_one)
 
     r = subparsers.add_parser("reproduce", help="re-run a recorded experiment from its result.json")
@@ -44,6 +52,7 @@ def register(subparsers: Any) -> None:
     r.add_argument("--work-dir", type=Path, default=None, help="where the new experiment goes (default: beside the old one's work folder)")
     r.add_argument("--files", type=Path, default=None, metavar="DIR",
                    help="only rebuild the run's exact editable files (its code state) into DIR, without running")
+    add_sandbox_flag(r)
     r.set_defaults(handler=reproduce)
 
 
@@ -70,12 +79,12 @@ def parse_literal(text: str) -> KnobValue:
     return text
 
 
-def _execute(task: ResearchTask, change: Change, seed: int, work_dir: Path, threads: int = 1) -> RunResult:
+def _execute(task: ResearchTask, change: Change, seed: int, work_dir: Path, threads: int = 1, sandbox: str = "auto") -> RunResult:
     # Imported here so `autosci --help` does not pay for the executor's imports.
     from autosci_graph.tools.local import LocalExecutor
 
     experiment_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-    with LocalExecutor(task, work_dir, slots=1, threads_per_slot=threads) as executor:
+    with LocalExecutor(task, work_dir, slots=1, threads_per_slot=threads, sandbox=sandbox) as executor:  # type: ignore[arg-type]
         return executor.run(change, seed=seed, experiment_id=experiment_id)
 
 
@@ -97,7 +106,7 @@ def run_one(args: argparse.Namespace) -> int:
             raise AutosciError(f"--patch {args.patch}: cannot read it ({exc})", code=ErrorCode.INVALID_CHANGE) from None
     seed = args.seed if args.seed is not None else (task.seeds[0] if task.seeds else 0)
     change = Change(knobs=knobs, diff=diff, description="autosci run-one")
-    result = _execute(task, change, seed, args.work_dir, args.slot_threads)
+    result = _execute(task, change, seed, args.work_dir, args.slot_threads, args.sandbox)
     print(result.model_dump_json(indent=2))
     return 0 if result.ok else 1
 
@@ -159,7 +168,7 @@ def reproduce(args: argparse.Namespace) -> int:
     if fixed:
         task = task.with_fixed(**fixed)
     work_dir = args.work_dir or args.result_json.resolve().parent.parent.parent / "reproductions"
-    new = _execute(task, old.change, old.seed, work_dir)
+    new = _execute(task, old.change, old.seed, work_dir, sandbox=args.sandbox)
     fp_new = new.provenance.env_fingerprint if new.provenance else {}
     drift = {k: [v, fp_new.get(k)] for k, v in prov.env_fingerprint.items() if fp_new.get(k) != v}
     same = old.metric is not None and new.metric is not None and math.isclose(old.metric, new.metric, rel_tol=0, abs_tol=1e-12)

@@ -8,7 +8,7 @@ import time
 import uuid
 from pathlib import Path
 
-from autosci_graph.cli.experiment import parse_literal, parse_pairs
+from autosci_graph.cli.experiment import add_sandbox_flag, parse_literal, parse_pairs
 from autosci_graph.errors import SettingsError
 
 
@@ -31,6 +31,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.resume:
         run_dir = Path(args.resume).expanduser().resolve()
         spec = RunSpec.load(run_dir)
+        if args.sandbox != "auto":  # a resumed run keeps its sandbox unless told otherwise
+            spec.sandbox = args.sandbox
         if args.deadline:
             spec.settings["deadline"] = time.time() + parse_duration(args.deadline)
         resume = True
@@ -53,6 +55,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             resolve_model(args.model, base_url=args.base_url)
             if args.critic_model:
                 resolve_model(args.critic_model, base_url=args.base_url)
+        from autosci_graph.tools.sandbox import make_sandbox
+
+        make_sandbox(args.sandbox, network=task.network)  # a missing bubblewrap fails here, before anything is written
         run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
         run_dir = Path(args.run_dir or Path("runs") / f"{task.name}-{run_id}").expanduser().resolve()
         if (run_dir / "run.json").exists():
@@ -60,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         spec = RunSpec(task_dir=str(task.root), run_id=run_id, settings=settings_dict(settings),
                        mode="single" if args.single_agent else "lab", model=args.model, critic_model=args.critic_model,
                        base_url=args.base_url, slots=args.slots, memory=not args.no_memory,
-                       memory_path=args.memory_path, fixed=fixed)
+                       memory_path=args.memory_path, fixed=fixed, sandbox=args.sandbox)
         spec.save(run_dir)
         resume = False
     task = spec.task()
@@ -114,6 +119,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--no-memory", action="store_true", help="run without the experiment memory")
     p.add_argument("--memory-path", help="memory folder (default: shared by every run, under ~/.cache/autosci_graph)")
     p.add_argument("--single-agent", action="store_true", help="run the autoresearch-style single-agent baseline instead")
+    add_sandbox_flag(p)
     p.set_defaults(handler=cmd_run)
 
     r = sub.add_parser("report", help="write results.tsv, progress.png and report.md for a run directory")

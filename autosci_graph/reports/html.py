@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from autosci_graph.graphs.state import LabState
-from autosci_graph.reports.summary import TIMELINE_EVENTS, RunSummary, fmt, summarize, timeline_text
+from autosci_graph.reports.summary import TIMELINE_EVENTS, RunSummary, fmt, summarize, timeline_text, with_containment
 from autosci_graph.reports.writer import champion_diff, progress_png
 from autosci_graph.state import ExperimentEntry
 from autosci_graph.task import ResearchTask
@@ -128,7 +128,8 @@ def _header(s: RunSummary) -> str:
     return (f"<h1>{_e(s.task.name)} · run {_e(s.run_id)}</h1>"
             f"<p class=sub>{_e(m.name)} ({_e(m.direction)}) · baseline {_e(fmt(s.baseline_metric))} → champion "
             f"{_e(fmt(s.champion.metric))} · stop reason: {_e(s.stop_reason or 'still running')}</p>"
-            f"<div class=cards>{cells}</div>")
+            f"<div class=cards>{cells}</div>"
+            + "".join(f"<p class=sub><b>{_e(line)}</b></p>" for line in s.containment()))
 
 
 def _plot(s: RunSummary) -> str:
@@ -235,5 +236,5 @@ def write_html(state: LabState | dict[str, Any], task: ResearchTask, run_dir: Pa
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / "report.html"
-    path.write_text(render_html(summarize(state, task)), encoding="utf-8")  # type: ignore[arg-type]
+    path.write_text(render_html(with_containment(summarize(state, task), run_dir)), encoding="utf-8")  # type: ignore[arg-type]
     return path

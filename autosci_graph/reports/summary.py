@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from autosci_graph.graphs.state import LabState, Notebook
@@ -39,6 +41,10 @@ class RunSummary:
         if self.baseline_metric is None or self.champion.metric is None:
             return None
         return self.task.metric.gain(self.champion.metric, self.baseline_metric)
+
+    def containment(self) -> list[str]:
+        """How the runs were contained (filled from the run directory by :func:`with_containment`)."""
+        return list(self.extra.get("containment", []))
 
     def count(self, outcome: str) -> int:
         return sum(1 for e in self.entries if e.outcome == outcome)
@@ -92,6 +98,38 @@ def summarize(state: LabState, task: ResearchTask) -> RunSummary:
         stop_reason=state.get("stop_reason"), noise_sigma=sigma, noise_dof=dof, in_flight=len(nb.in_flight),
         final_eval=state.get("final_eval"),  # type: ignore[arg-type]
     )
+
+
+def containment_lines(run_dir: Path) -> list[str]:
+    """How a run directory's experiments were contained, from their ``result.json`` provenance:
+    a warning when any ran without the sandbox or with the network, else one line saying they
+    were sandboxed. (The notebook keeps no provenance, so it is read from the experiments.)"""
+    from autosci_graph.state import RunResult
+
+    provs = []
+    for path in sorted(Path(run_dir).glob("experiments/*/result.json")):
+        try:
+            prov = RunResult.model_validate_json(path.read_bytes()).provenance
+        except (OSError, ValueError):
+            continue
+        if prov is not None:
+            provs.append(prov)
+    lines = []
+    unsandboxed = sum(1 for p in provs if p.sandbox == "none")
+    if unsandboxed:
+        lines.append(f"⚠ SANDBOX OFF: {unsandboxed} of {len(provs)} runs ran unsandboxed (--sandbox none); "
+                     "they could read the user's files, write outside their workspace and use the network")
+    networked = sum(1 for p in provs if p.sandbox == "bwrap" and p.network)
+    if networked:
+        lines.append(f"⚠ NETWORK ON: {networked} of {len(provs)} runs had network access (task.toml network = true)")
+    if not lines and provs and all(p.sandbox == "bwrap" for p in provs):
+        lines.append("sandbox: every run in bubblewrap (read-only system, own workspace, data read-only, no network)")
+    return lines
+
+
+def with_containment(s: RunSummary, run_dir: Path) -> RunSummary:
+    """``s`` with the containment of the run directory's experiments (see :func:`containment_lines`)."""
+    return dataclasses.replace(s, extra={**s.extra, "containment": containment_lines(run_dir)})
 
 
 def fmt(v: float | None, digits: int = 5) -> str:

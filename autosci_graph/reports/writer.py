@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from autosci_graph.state import Change
-from autosci_graph.reports.summary import TIMELINE_EVENTS, RunSummary, fmt, timeline_text
+from autosci_graph.reports.summary import TIMELINE_EVENTS, RunSummary, fmt, timeline_text, with_containment
 
 #: autoresearch's columns (``commit`` is a content hash of what ran: the editable files at the
 #: experiment's code state and its knob configuration; ``metric`` is named after the task's
@@ -111,6 +111,7 @@ def report_md(s: RunSummary) -> str:
               f"- noise σ (run-to-run, {s.noise_dof} dof): {fmt(s.noise_sigma, 3)}",
               f"- device-seconds: {s.device_seconds():.0f}",
               f"- LLM usage: {s.usage.calls} calls, {s.usage.input_tokens + s.usage.output_tokens} tokens, ${s.usage.cost_usd:.4f}"]
+    lines += [f"- {line}" for line in s.containment()]
     if s.final_eval:
         lines.append(f"- held-out final evaluation of the champion: {s.final_eval.get('metric_name', '')} = "
                      f"{fmt(s.final_eval.get('metric'))} (validation {fmt(s.champion.metric)})")
@@ -138,6 +139,7 @@ def report_md(s: RunSummary) -> str:
 def write_report(s: RunSummary, run_dir: Path) -> dict[str, Path]:
     """Write the three outputs; returns their paths."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    s = with_containment(s, run_dir)
     paths = {"results": run_dir / "results.tsv", "plot": run_dir / "progress.png", "report": run_dir / "report.md"}
     paths["results"].write_text(results_tsv(s), encoding="utf-8")
     progress_png(s, paths["plot"])

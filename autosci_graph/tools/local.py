@@ -36,9 +36,11 @@ from autosci_graph.tools.classify import classify, log_tail
 from autosci_graph.tools.command import build_command
 from autosci_graph.tools.diffs import DiffError
 from autosci_graph.tools.env import build_run_env
+from autosci_graph.tools.limits import limits_for
 from autosci_graph.tools.metrics import parse_metrics
 from autosci_graph.tools.prepare import ensure_prepared
 from autosci_graph.tools.process import ManagedProcess, kill_orphans
+from autosci_graph.tools.sandbox import Sandbox, SandboxMode, make_sandbox
 from autosci_graph.tools.provenance import data_hash, env_fingerprint
 from autosci_graph.tools.slots import DeviceKind, Slot, plan_slots
 from autosci_graph.tools.workspace import apply_diff, make_workspace
@@ -66,6 +68,9 @@ class LocalExecutor(Executor):
         grace_s: seconds between TERM and KILL when a run is stopped.
         device: ``"auto"`` (GPUs if any), ``"cpu"`` (ignore GPUs) or ``"cuda"`` (require them).
         keep_workspaces: keep each run's workspace copy after it ends (for inspection).
+        sandbox: ``"auto"`` (default: bubblewrap, see :mod:`autosci_graph.tools.sandbox`; a
+            missing bubblewrap raises :class:`~autosci_graph.tools.sandbox.SandboxError` naming
+            the install command), ``"bwrap"``, or ``"none"`` to run unsandboxed.
 
     Example::
 
@@ -88,8 +93,11 @@ class LocalExecutor(Executor):
         grace_s: float = 5.0,
         device: DeviceKind = "auto",
         keep_workspaces: bool = True,
+        sandbox: SandboxMode = "auto",
     ) -> None:
         self.task = task
+        self.sandbox: Sandbox = make_sandbox(sandbox, network=task.network)
+        self.limits = limits_for(task.limits)
         self.work_dir = Path(work_dir).expanduser().resolve()
         self.max_log_bytes = max_log_bytes
         self.grace_s = grace_s
@@ -107,7 +115,8 @@ class LocalExecutor(Executor):
         self._workers = [threading.Thread(target=self._work, args=(s,), name=f"autosci-slot-{s.label}", daemon=True) for s in self._slots]
         for w in self._workers:
             w.start()
-        log.info("executor for task %s: %d slot(s) %s, work dir %s", task.name, len(self._slots), [s.label for s in self._slots], self.work_dir)
+        log.info("executor for task %s: %d slot(s) %s, work dir %s, %s", task.name, len(self._slots), [s.label for s in self._slots],
+                 self.work_dir, self.sandbox.describe())
 
     # -- the Executor hooks -------------------------------------------------------------------
 
@@ -239,7 +248,9 @@ class LocalExecutor(Executor):
                 return bad_change(f"diff rejected: {exc}")
         argv = build_command(self.task, knobs, request.seed, self.data_dir)
         env = build_run_env(self.task, slot, run_id=f"{eid}@{uuid.uuid4().hex[:8]}", data_dir=self.data_dir)
-        proc = ManagedProcess(argv, cwd=workspace, env=env, timeout=self.task.timeout, log_path=log_path, max_log_bytes=self.max_log_bytes, grace_s=self.grace_s)
+        proc = self.sandbox.process(argv, workspace=workspace, env=env, readonly=[self.data_dir], gpu=slot.gpu is not None,
+                                    limits=self.limits, timeout=self.task.timeout, log_path=log_path,
+                                    max_log_bytes=self.max_log_bytes, grace_s=self.grace_s)
         with self._cond:
             if self._closed:
                 return None
@@ -266,6 +277,10 @@ class LocalExecutor(Executor):
             data_hash=data_hash(self.data_dir),
             task_root=str(self.task.root),
             task_name=self.task.name,
+            sandbox=self.sandbox.kind,
+            network=self.sandbox.network,
+            env_names=sorted(env),
+            limits=self.limits.as_dict(),
         )
         if not self.keep_workspaces:
             shutil.rmtree(workspace, ignore_errors=True)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autosci_graph.tools.env import RUN_MARKER
+from autosci_graph.tools.limits import ResourceLimits, RunLimits
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +221,12 @@ class ManagedProcess:
         max_log_bytes: int,
         grace_s: float = 5.0,
         tail_bytes: int = 256 * 1024,
+        limits: ResourceLimits | None = None,
+        wrapped: bool = False,
     ) -> None:
+        """``limits`` caps the run's memory and processes (:mod:`autosci_graph.tools.limits`);
+        ``wrapped`` says the main process is a wrapper (bubblewrap) that reports a signal death of
+        the command as ``128 + signal``: the outcome gives it back as ``-signal``."""
         self.argv = list(argv)
         self.cwd = cwd
         self.env = dict(env)
@@ -235,6 +241,8 @@ class ManagedProcess:
         self._reason: str | None = None  # "timeout" or "cancelled" once we decide to kill
         self._killer: threading.Thread | None = None
         self._since = 0  # start ticks of the main process: older processes are not the run's
+        self.limits = limits
+        self.wrapped = wrapped
 
     def cancel(self) -> None:
         """Kill the run because the executor is closing (safe to call at any time)."""
@@ -258,6 +266,7 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.time()
         read_fd, write_fd = os.pipe()
+        caps = RunLimits(self.limits, self.run_id) if self.limits is not None else None
         try:
             with self._lock:
                 if self._reason == "cancelled":
@@ -271,8 +280,11 @@ class ManagedProcess:
                     stderr=write_fd,
                     start_new_session=True,  # its own process group, killable as one
                     close_fds=True,
+                    preexec_fn=caps.preexec() if caps is not None else None,
                 )
-        except OSError as exc:
+        except (OSError, subprocess.SubprocessError) as exc:
+            if caps is not None:
+                caps.close()
             os.close(read_fd)
             os.close(write_fd)
             self.log_path.write_text(f"[autosci: could not start {self.argv!r}: {exc}]\n", encoding="utf-8")
@@ -293,6 +305,10 @@ class ManagedProcess:
         if self._killer is not None:
             self._killer.join()
         strays = kill_tree(proc.pid, self.run_id, min(self.grace_s, 2.0), self._since) if _alive(proc.pid, self.run_id, self._since) else 0
+        if caps is not None:
+            caps.close()
+        if self.wrapped and returncode > 128:
+            returncode = 128 - returncode  # bubblewrap's "128 + signal" back to subprocess's "-signal"
         pump.join(timeout=10.0)
         if pump.is_alive():
             log.warning("run %s: output pipe still open (an untracked process holds it); log may be incomplete", self.run_id)

@@ -1,0 +1,40 @@
+"""Find a run's processes from the outside, by the marker the executor puts in their environment.
+
+Inside the sandbox a run has its own PID namespace, so the pids it writes down are not the host's;
+the marker (``AUTOSCI_RUN_ID=<experiment id>@...``) finds its processes either way.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from autosci_graph.tools.env import RUN_MARKER
+
+
+def marked(experiment_id: str) -> list[int]:
+    """Live (non-zombie) processes whose environment carries the marker of ``experiment_id``."""
+    needle = f"{RUN_MARKER}={experiment_id}@".encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                stat = fh.read()
+            if stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] in (b"Z", b"X"):
+                continue
+            with open(f"/proc/{entry.name}/environ", "rb") as fh:
+                if any(v.startswith(needle) for v in fh.read().split(b"\0")):
+                    found.append(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def wait_gone(experiment_id: str, timeout: float = 5.0) -> list[int]:
+    """Wait until no process of ``experiment_id`` is alive; return those still alive then."""
+    deadline = time.time() + timeout
+    while (left := marked(experiment_id)) and time.time() < deadline:
+        time.sleep(0.05)
+    return left
