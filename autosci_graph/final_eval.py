@@ -27,8 +27,8 @@ measured. A crash or timeout of the champion is a result (``status``), not an ex
 
 Example::
 
-    task = load_task("examples/protein_gb1")
-    result = run_final_eval(task, Change(knobs={"arch": "local"}), work_dir=Path("runs/gb1"))
+    task = load_task("examples/protein")
+    result = run_final_eval(task, Change(knobs={"arch": "local"}), work_dir=Path("runs/protein"))
     result.metric   # held-out Spearman of the champion
 """
 

@@ -3,7 +3,7 @@ task's default and from a strong champion, with matched experiment budgets.
 
     .venv/bin/python -m bench.bench_suite [--seeds 3] [--budget 16] [--champ-seeds 2] [--champ-budget 12] [--scale 1]
 
-For each task (gpt_bpb, protein_gb1, solubility) both systems get the same offline SearchScientist,
+For each task (gpt_bpb, protein, solubility) both systems get the same offline SearchScientist,
 the same LocalExecutor runs (step-limited, so a run is repeatable) and the same experiment budget,
 on several seeds. Round 2 starts both from a strong champion: the best final champion of round 1
 (by its mean on fresh seeds), injected as the task's knob defaults. Afterwards the harness:
@@ -62,7 +62,7 @@ SUITE: dict[str, Bench] = {
     # 100 steps: about 4 s for the default on one CPU thread, exactly repeatable per seed.
     "gpt_bpb": Bench(fixed={"time_budget": 0}, scaled={"max_steps": (100, 100_000)}),
     # 10k of the 59k training variants: about 3 s for the default.
-    "protein_gb1": Bench(scaled={"max_train": (10_000, 59_093)}),
+    "protein": Bench(scaled={"max_train": (10_000, 59_093)}),
     # epochs is a knob, so the run length is the scientist's to choose; the default takes about 5 s.
     "solubility": Bench(),
 }
@@ -312,7 +312,7 @@ def summarize(reading: str | None) -> None:
         f = _figures(name)
         if not f:
             continue
-        metric = {"gpt_bpb": "val_bpb", "protein_gb1": "val_spearman", "solubility": "val_rmse"}[name]
+        metric = {"gpt_bpb": "val_bpb", "protein": "val_spearman", "solubility": "val_rmse"}[name]
         get = lambda k: f.get(f"{name} {k}", "n/a")  # noqa: E731
         yes = get("lab improves on the default (median fresh-seed champion)")
         if yes == "yes":

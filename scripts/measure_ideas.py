@@ -5,7 +5,7 @@ the task's prepared data), so a measurement is what a scientist would get. Use a
 repeatable numbers; with a wall-clock budget the result depends on the machine's load.
 
     .venv/bin/python scripts/measure_ideas.py examples/gpt_bpb --steps=800 --seeds 0 1 2
-    .venv/bin/python scripts/measure_ideas.py examples/protein_gb1 --ideas swa --markdown
+    .venv/bin/python scripts/measure_ideas.py examples/protein --ideas ensemble --fixed assay=abeta --markdown
 
 ``--steps=N`` is shorthand for ``--fixed time_budget=0 --fixed max_steps=N`` (scripts that have
 those constants, like gpt_bpb's). ``Δ/sd`` is the mean difference from the default in units of

@@ -1,4 +1,4 @@
-"""The protein (GB1) and chemistry (solubility) examples end to end, as a user runs them: data
+"""The chemistry (solubility) example end to end (the protein family: test_example_protein.py), as a user runs them: data
 preparation (cached for the test session), one experiment through ``autosci run-one``, and the
 harness's held-out final evaluation of a champion. Budgets are cut to a few seconds per run.
 
@@ -29,7 +29,6 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 #: task -> (short-budget arguments for run-one, the same as fixed args / knobs, metric bounds)
 CASES: dict[str, dict[str, Any]] = {
-    "protein_gb1": {"fixed": {"max_train": 3000}, "knobs": {"epochs": 2}, "range": (-1.0, 1.0)},
     "solubility": {"fixed": {}, "knobs": {"epochs": 8}, "range": (0.2, 3.0)},
 }
 

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.parametrize("task, fixed", [
     ("solubility", []),
-    ("protein_gb1", ["--fixed", "max_train=3000"]),
+    ("protein", ["--fixed", "max_train=3000", "--fixed", "assay=abeta"]),
 ])
 def test_autosci_run_on_a_domain_task(tmp_path: Path, task: str, fixed: list[str]) -> None:
     run_dir = tmp_path / "run"

@@ -33,7 +33,7 @@ SHIPPED = [(root, idea.name) for root in TASKS for idea in _ideas(root)[1]]
 def test_the_examples_ship_ideas() -> None:
     shipped = {root.name: [idea.name for idea in _ideas(root)[1]] for root in TASKS}
     assert len(shipped.get("gpt_bpb", [])) >= 4
-    assert shipped.get("protein_gb1") and shipped.get("solubility")
+    assert shipped.get("protein") and shipped.get("solubility")
 
 
 @pytest.mark.parametrize(("root", "name"), SHIPPED, ids=[f"{r.name}-{n}" for r, n in SHIPPED])

@@ -1,17 +1,20 @@
 """
-Held-out evaluation of a protein_gb1 champion. Run by the harness only (autosci_graph.final_eval);
-this file and the test fold never enter an experiment workspace.
+Held-out evaluation of a protein champion. Run by the harness only (autosci_graph.final_eval);
+this file and the test folds never enter an experiment workspace.
 
 It trains the champion exactly as an experiment does (every argument is passed on to train.py),
 asks train.py for its predictions on the test fold's sequences (the labels stay here), and scores
-them. train.py never sees AUTOSCI_FINAL_DIR.
+them with ProteinGym's metrics. train.py never sees AUTOSCI_FINAL_DIR. The assay and split are
+read from the same --assay= / --split= arguments train.py gets (the task's fixed arguments).
 
-    AUTOSCI_FINAL_DIR=... python final_eval.py --seed=0 --arch=local
+    AUTOSCI_FINAL_DIR=... python final_eval.py --seed=0 --assay=tdp43
 
 Prints train.py's output on stderr, then a summary block on stdout:
     ---
-    test_spearman: 0.31
-    val_spearman: 0.35
+    test_spearman: 0.58
+    test_ndcg10: 0.86
+    test_recall10: 0.41
+    val_spearman: 0.78
 """
 
 import os
@@ -23,17 +26,18 @@ from pathlib import Path
 
 import numpy as np
 
+from fitness_metrics import scores
 
-def spearman(a, b):
-    """Spearman rank correlation (Pearson correlation of the ranks; ties broken by order)."""
-    ra = np.empty(len(a)); ra[np.argsort(a, kind="stable")] = np.arange(len(a))
-    rb = np.empty(len(b)); rb[np.argsort(b, kind="stable")] = np.arange(len(b))
-    return float(np.corrcoef(ra, rb)[0, 1])
+
+def argument(name, default):
+    """The last --name=value among this script's arguments (train.py reads them the same way)."""
+    values = [a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith(f"--{name}=")]
+    return values[-1] if values else default
 
 
 def main():
     final_dir = Path(os.environ["AUTOSCI_FINAL_DIR"])
-    test = np.load(final_dir / "test.npz")
+    test = np.load(final_dir / argument("assay", "gb1") / argument("split", "modulo") / "test.npz")
     env = {k: v for k, v in os.environ.items() if k != "AUTOSCI_FINAL_DIR"}
     with tempfile.TemporaryDirectory() as tmp:
         inputs, preds = Path(tmp) / "inputs.npz", Path(tmp) / "predictions.npy"
@@ -45,10 +49,10 @@ def main():
             sys.exit(f"final_eval: training failed (exit status {proc.returncode})")
         p = np.load(preds)
     assert p.shape == test["y"].shape, f"expected {test['y'].shape} predictions, got {p.shape}"
-    test_spearman = spearman(p, test["y"]) if np.isfinite(p).all() else float("nan")
     val = re.findall(r"^val_spearman:\s*(\S+)\s*$", proc.stdout, flags=re.M)
     print("---")
-    print(f"test_spearman: {test_spearman:.6f}")
+    for name, value in scores(p, test["y"], "test").items():
+        print(f"{name}: {value:.6f}")
     print(f"val_spearman: {val[-1] if val else 'nan'}")
     print(f"num_test: {len(p)}")
 

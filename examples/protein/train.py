@@ -1,16 +1,17 @@
 """
-Fitness prediction on the GB1 double-mutant scan, with folds by mutated position.
+Fitness prediction on a deep mutational scan, with folds by mutated position (ProteinGym's).
 
-Train a small PyTorch model over the mutated 55-residue sequence and report the Spearman rank
-correlation between predicted and measured fitness on the validation fold. The validation fold's
-positions are never mutated in the training set, so the model has to generalize across positions.
+Train a small PyTorch model on the variants of the training folds and report ProteinGym's scores
+on the validation fold: Spearman (the metric to improve), NDCG and recall of the top 10%. The
+validation fold's positions are never mutated in training, so the model has to generalize across
+positions: from which residue is replaced by which, and the residues around it.
 
-    python prepare.py                      # once; writes $AUTOSCI_DATA_DIR/{train,val}.npz
-    python train.py                        # default config
-    python train.py --arch=cnn --lr=3e-3   # any constant below can be overridden as --key=value
+    python prepare.py                          # once; writes $AUTOSCI_DATA_DIR/<assay>/<split>/...
+    python train.py                            # default config, GB1
+    python train.py --assay=tdp43 --lr=3e-3    # any constant below can be overridden as --key=value
 
-Prints one JSON line per epoch ({"epoch": 3, "train_loss": ..., "val_spearman": ...}) and ends
-with a summary block: a line `---` then `name: value` lines.
+Prints one JSON line per evaluation ({"step": 300, "train_loss": ..., "val_spearman": ...}) and
+ends with a summary block: a line `---` then `name: value` lines.
 
 With --predict_in=X.npz --predict_out=P.npy it also writes its predictions for the `tokens` in
 X.npz after training (the harness's held-out evaluation uses this; X holds no labels).
@@ -28,28 +29,32 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from fitness_metrics import scores
+
 # -----------------------------------------------------------------------------
 # config: every name here can be overridden with --name=value
 seed = 0
 # data
 data_dir = ""            # defaults to $AUTOSCI_DATA_DIR, then ./data
+assay = "gb1"            # "gb1", "tdp43" or "abeta" (see prepare.py)
+split = "modulo"         # "modulo", "contiguous" (position folds) or "random" (variant folds; too easy)
 max_train = 20000        # training variants used (a random subset; the run-time budget)
 # model
-arch = "local"           # "local": a shared net over the window around each mutation; "cnn": 1D
-                         # convolutions (both share weights across positions); "mlp": flattened sequence
-encoding = "onehot"      # "onehot", "physchem" (one-hot + hydropathy, volume, charge...) or "embedding" (learned)
-emb_dim = 16
-width = 128              # hidden units (mlp) or channels (cnn)
-depth = 2                # hidden layers (mlp) or conv layers (cnn)
+arch = "local"           # "local": a shared net over the window around each mutation, summed, then a
+                         # global-epistasis nonlinearity; "cnn": 1D convolutions over the whole sequence
+encoding = "onehot"      # "onehot" or "physchem" (one-hot + hydropathy, volume, charge, P/G flags)
+width = 64               # hidden units (local) or channels (cnn)
+depth = 1                # hidden layers of the per-mutation net (local; 0 = linear) or conv layers (cnn)
 kernel_size = 5          # cnn only
-window = 2               # local only: residues each side of a mutation the local net sees
+window = 0               # local only: residues each side of a mutation the local net sees
 dropout = 0.0
 # optimization
-epochs = 8
+steps = 600              # optimizer steps (the learning rate decays by cosine to 10% over them)
 batch_size = 256
-lr = 1e-3
+lr = 3e-3
 weight_decay = 0.0
 grad_clip = 1.0
+eval_every = 200
 # outputs
 predict_in = ""          # npz with `tokens` to predict after training
 predict_out = ""         # where to write those predictions (.npy)
@@ -85,11 +90,12 @@ rng = np.random.default_rng(seed)
 # -----------------------------------------------------------------------------
 # data
 data_path = Path(data_dir or os.environ.get("AUTOSCI_DATA_DIR") or "data")
-meta = json.loads((data_path / "meta.json").read_text())
-train = np.load(data_path / "train.npz")
-val = np.load(data_path / "val.npz")
-wt = torch.tensor(["ACDEFGHIKLMNPQRSTVWY".index(c) for c in meta["wild_type"]], dtype=torch.long)
-n_aa, seq_len = len(meta["alphabet"]), len(meta["wild_type"])
+meta = json.loads((data_path / assay / "meta.json").read_text())
+train = np.load(data_path / assay / split / "train.npz")
+val = np.load(data_path / assay / split / "val.npz")
+ALPHABET = meta["alphabet"]
+wt = torch.tensor([ALPHABET.index(c) for c in meta["wild_type"]], dtype=torch.long)
+n_aa, seq_len = len(ALPHABET), len(meta["wild_type"])
 
 idx = rng.permutation(len(train["y"]))[:max_train]
 x_train = torch.tensor(train["tokens"][idx], dtype=torch.long)
@@ -102,48 +108,30 @@ y_train = (y_train - y_mean) / y_std  # standardized targets; Spearman does not 
 
 # -----------------------------------------------------------------------------
 # model
-# residue scales in ALPHABET order (ACDEFGHIKLMNPQRSTVWY): Kyte-Doolittle hydropathy, side-chain
+# residue scales in ALPHABET order (ACDEFGHIKLMNPQRSTVWY*): Kyte-Doolittle hydropathy, side-chain
 # volume (A^3, Zamyatnin), charge at pH 7, and flags for the backbone-special residues P and G.
-HYDROPATHY = [1.8, 2.5, -3.5, -3.5, 2.8, -0.4, -3.2, 4.5, -3.9, 3.8, 1.9, -3.5, -1.6, -3.5, -4.5, -0.8, -0.7, 4.2, -0.9, -1.3]
-VOLUME = [88.6, 108.5, 111.1, 138.4, 189.9, 60.1, 153.2, 166.7, 168.6, 166.7, 162.9, 114.1, 112.7, 143.8, 173.4, 89.0, 116.1, 140.0, 227.8, 193.6]
-CHARGE = [0, 0, -1, -1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]
+# A stop codon (*) gets zeros: it has no side chain; its one-hot column tells it apart.
+HYDROPATHY = [1.8, 2.5, -3.5, -3.5, 2.8, -0.4, -3.2, 4.5, -3.9, 3.8, 1.9, -3.5, -1.6, -3.5, -4.5, -0.8, -0.7, 4.2, -0.9, -1.3, 0.0]
+VOLUME = [88.6, 108.5, 111.1, 138.4, 189.9, 60.1, 153.2, 166.7, 168.6, 166.7, 162.9, 114.1, 112.7, 143.8, 173.4, 89.0, 116.1, 140.0, 227.8, 193.6, 140.0]
+CHARGE = [0, 0, -1, -1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]
 SCALES = torch.tensor([[h / 4.5, (v - 140) / 50, c, a == "P", a == "G"]
-                       for a, h, v, c in zip("ACDEFGHIKLMNPQRSTVWY", HYDROPATHY, VOLUME, CHARGE)], dtype=torch.float32)
+                       for a, h, v, c in zip("ACDEFGHIKLMNPQRSTVWY*", HYDROPATHY, VOLUME, CHARGE)], dtype=torch.float32)
 
 
 class Encoder(nn.Module):
-    """Per-position features: the residue (one-hot or learned) plus a `mutated` flag."""
+    """Per-position features: the residue (one-hot, optionally with scales) plus a `mutated` flag."""
 
     def __init__(self):
         super().__init__()
-        assert encoding in ("onehot", "physchem", "embedding"), f"unknown encoding {encoding!r}"
-        self.emb = nn.Embedding(n_aa, emb_dim) if encoding == "embedding" else None
-        self.dim = (emb_dim if self.emb is not None else n_aa + (SCALES.shape[1] if encoding == "physchem" else 0)) + 1
+        assert encoding in ("onehot", "physchem"), f"unknown encoding {encoding!r}"
+        self.dim = n_aa + (SCALES.shape[1] if encoding == "physchem" else 0) + 1
 
     def forward(self, tokens):  # [B, L] -> [B, L, dim]
-        if self.emb is not None:
-            res = self.emb(tokens)
-        else:
-            res = F.one_hot(tokens, n_aa).float()
-            if encoding == "physchem":
-                res = torch.cat([res, SCALES.to(tokens.device)[tokens]], dim=-1)
+        res = F.one_hot(tokens, n_aa).float()
+        if encoding == "physchem":
+            res = torch.cat([res, SCALES.to(tokens.device)[tokens]], dim=-1)
         mutated = (tokens != wt.to(tokens.device)).float().unsqueeze(-1)
         return torch.cat([res, mutated], dim=-1)
-
-
-class MLP(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.enc = Encoder()
-        layers, d = [], self.enc.dim * seq_len
-        for _ in range(depth):
-            layers += [nn.Linear(d, width), nn.GELU(), nn.Dropout(dropout)]
-            d = width
-        self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(d, 1)
-
-    def forward(self, tokens):
-        return self.head(self.body(self.enc(tokens).flatten(1))).squeeze(-1)
 
 
 class CNN(nn.Module):
@@ -164,18 +152,19 @@ class CNN(nn.Module):
 
 class Local(nn.Module):
     """Sum of a shared network over each mutation's window (wild-type residue, mutant residue and
-    its neighbours), then a nonlinearity: an additive model with global epistasis, as in MAVE-NN."""
+    its neighbours), then a nonlinearity: an additive model with global epistasis, as in MAVE-NN.
+    The weights are shared across positions, so they carry over to the positions of other folds."""
 
     def __init__(self):
         super().__init__()
         self.enc = Encoder()
         self.n_mut = int((x_train != wt).sum(1).max())
         layers, d = [], self.enc.dim * (2 * window + 1) + n_aa
-        for i in range(depth):
-            layers += [nn.Linear(d, width)] + ([nn.GELU(), nn.Dropout(dropout)] if i < depth - 1 else [])
+        for _ in range(depth):
+            layers += [nn.Linear(d, width), nn.GELU(), nn.Dropout(dropout)]
             d = width
-        self.body = nn.Sequential(*layers) if layers else nn.Identity()
-        self.head = nn.Sequential(nn.GELU(), nn.Linear(d, 1))
+        self.body = nn.Sequential(*layers, nn.Linear(d, width))
+        self.head = nn.Sequential(nn.GELU(), nn.Linear(width, 1))
 
     def forward(self, tokens):
         mutated = tokens != wt.to(tokens.device)
@@ -189,20 +178,9 @@ class Local(nn.Module):
         return self.head((h * present[..., None]).sum(1)).squeeze(-1)
 
 
-model = {"mlp": MLP, "cnn": CNN, "local": Local}[arch]().to(device)
+model = {"cnn": CNN, "local": Local}[arch]().to(device)
 optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-steps_per_epoch = math.ceil(len(y_train) / batch_size)
-total_steps = epochs * steps_per_epoch
-schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s / total_steps)))
-
-
-def spearman(a, b):
-    """Spearman rank correlation (Pearson correlation of the ranks; ties broken by order)."""
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
-        return float("nan")
-    ra = np.empty(len(a)); ra[np.argsort(a, kind="stable")] = np.arange(len(a))
-    rb = np.empty(len(b)); rb[np.argsort(b, kind="stable")] = np.arange(len(b))
-    return float(np.corrcoef(ra, rb)[0, 1])
+schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s / steps)))
 
 
 @torch.no_grad()
@@ -213,36 +191,43 @@ def predict(tokens):
     return (out * y_std + y_mean).numpy()
 
 
+def batches():
+    """Endless shuffled minibatches of the training variants."""
+    while True:
+        perm = torch.randperm(len(y_train))
+        for i in range(0, len(perm) - batch_size + 1 if len(perm) >= batch_size else 1, batch_size):
+            yield perm[i:i + batch_size]
+
+
 # -----------------------------------------------------------------------------
 # training
 t0 = time.time()
-val_spearman = float("nan")
-for epoch in range(1, epochs + 1):
-    perm = torch.randperm(len(y_train))
-    total = 0.0
-    for i in range(0, len(perm), batch_size):
-        b = perm[i:i + batch_size]
-        loss = F.mse_loss(model(x_train[b].to(device)), y_train[b].to(device))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        optimizer.step()
-        schedule.step()
-        total += loss.item() * len(b)
-    train_loss = total / len(y_train)
-    if not math.isfinite(train_loss):
-        val_spearman = float("nan")  # diverged: ranks of NaN predictions would be meaningless
-        print(json.dumps({"epoch": epoch, "diverged": 1}), flush=True)
-        break
-    val_spearman = spearman(predict(x_val), y_val)
-    print(json.dumps({"epoch": epoch, "train_loss": round(train_loss, 5), "val_spearman": round(val_spearman, 5)}), flush=True)
+metrics = {"val_spearman": float("nan")}
+total, seen = 0.0, 0
+for step, b in zip(range(1, steps + 1), batches()):
+    loss = F.mse_loss(model(x_train[b].to(device)), y_train[b].to(device))
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    schedule.step()
+    total, seen = total + loss.item() * len(b), seen + len(b)
+    if step % eval_every == 0 or step == steps:
+        train_loss, total, seen = total / seen, 0.0, 0
+        if not math.isfinite(train_loss):
+            print(json.dumps({"step": step, "diverged": 1}), flush=True)
+            break  # diverged: ranks of NaN predictions would be meaningless; the metrics stay NaN
+        metrics = scores(predict(x_val), y_val, "val")
+        print(json.dumps({"step": step, "train_loss": round(train_loss, 5), **{k: round(v, 5) for k, v in metrics.items()}}), flush=True)
 
 if predict_in:
     np.save(predict_out, predict(torch.tensor(np.load(predict_in)["tokens"], dtype=torch.long)))
 
 print("---")
-print(f"val_spearman: {val_spearman:.6f}")
+print(f"val_spearman: {metrics['val_spearman']:.6f}")
+print(f"val_ndcg10: {metrics.get('val_ndcg10', float('nan')):.6f}")
+print(f"val_recall10: {metrics.get('val_recall10', float('nan')):.6f}")
 print(f"train_loss: {train_loss:.6f}")
 print(f"training_seconds: {time.time() - t0:.1f}")
 print(f"num_params: {sum(p.numel() for p in model.parameters())}")
