@@ -157,6 +157,15 @@ def kill_tree(pgid: int, run_id: str, grace_s: float, since: int = 0) -> int:
     return first
 
 
+def _drain(pgid: int, run_id: str, since: int, budget_s: float = 0.05) -> None:
+    """Give a wrapper's own helpers a moment to exit by themselves: bubblewrap reports the
+    command's exit status before its init process in the sandbox has finished exiting, and
+    sweeping that as a stray would cost a TERM and a grace wait on every run."""
+    deadline = time.monotonic() + budget_s
+    while _alive(pgid, run_id, since) and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
 class _LogPump(threading.Thread):
     """Drain the pipe into the log file: the head up to the cap, then a rolling tail."""
 
@@ -304,6 +313,8 @@ class ManagedProcess:
         # The main process is gone; anything of the run still alive is a stray. Kill it.
         if self._killer is not None:
             self._killer.join()
+        if self.wrapped:
+            _drain(proc.pid, self.run_id, self._since)
         strays = kill_tree(proc.pid, self.run_id, min(self.grace_s, 2.0), self._since) if _alive(proc.pid, self.run_id, self._since) else 0
         if caps is not None:
             caps.close()
