@@ -22,6 +22,7 @@ from pathlib import Path
 from autosci_graph.state import Change, RunRequest
 from autosci_graph.task import FloatKnob, Metric, ResearchTask
 from autosci_graph.tools.local import LocalExecutor
+from autosci_graph.tools.sandbox import SandboxMode
 from bench._report import markdown_table, write_section
 
 SCRIPT = """\
@@ -44,8 +45,8 @@ def make_task(root: Path, sleep: float) -> ResearchTask:
     )
 
 
-def run_executor(task: ResearchTask, work: Path, n: int, slots: int) -> float:
-    with LocalExecutor(task, work, slots=slots) as ex:
+def run_executor(task: ResearchTask, work: Path, n: int, slots: int, sandbox: SandboxMode = "auto") -> float:
+    with LocalExecutor(task, work, slots=slots, sandbox=sandbox) as ex:
         t0 = time.perf_counter()
         results = ex.run_many([RunRequest(experiment_id=f"e{i}", change=Change(knobs={"x": float(i)})) for i in range(n)])
         elapsed = time.perf_counter() - t0
