@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages the test suite needs beyond the virtual environment. Idempotent; needs root (or sudo).
 #   chromium: the headless browser that tests/integration/test_report_html.py opens report.html in.
+#   bubblewrap: the sandbox every experiment runs in (tests/integration/test_sandbox.py).
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -10,4 +11,9 @@ if [ ! -x /usr/bin/chromium ]; then
     $SUDO apt-get update
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends chromium
 fi
+if ! command -v bwrap >/dev/null; then
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends bubblewrap
+fi
 /usr/bin/chromium --version
+bwrap --version

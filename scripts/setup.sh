@@ -11,3 +11,14 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
 .venv/bin/python -m pip install --quiet -e ".[dev]"
+# Experiments run in a bubblewrap sandbox (see README, "Containment"): install it when we may.
+if ! command -v bwrap >/dev/null; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
+    if command -v apt-get >/dev/null && { [ -z "$SUDO" ] || sudo -n true 2>/dev/null; }; then
+        { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends bubblewrap >/dev/null; } \
+            || echo "setup: could not install bubblewrap; install it (sudo apt-get install bubblewrap) or run with --sandbox none" >&2
+    else
+        echo "setup: bubblewrap is missing; install it (sudo apt-get install bubblewrap) or run with --sandbox none" >&2
+    fi
+fi
