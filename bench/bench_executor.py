@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -71,26 +72,42 @@ def run_plain(task: ResearchTask, work: Path, n: int, slots: int) -> float:
     return elapsed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_overhead_args(doc: str) -> argparse.Namespace:
+    """The options of an overhead benchmark (this one, bench_sandbox): --n, --slots, --sleep, --repeats."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--n", type=int, default=24, help="experiments per measurement")
     parser.add_argument("--slots", type=int, default=2)
     parser.add_argument("--sleep", type=float, default=0.1, help="seconds each experiment sleeps")
     parser.add_argument("--repeats", type=int, default=5, help="alternating measurements of each side")
     args = parser.parse_args()
+    args.flags = f"--n {args.n} --slots {args.slots} --sleep {args.sleep} --repeats {args.repeats}"
+    return args
+
+
+def alternate(repeats: int, n: int, base: Callable[[int], float], other: Callable[[int], float]) -> tuple[list[list[object]], float]:
+    """Time ``base`` and ``other`` (each given the repeat number) ``repeats`` times, alternating
+    which goes first so load changes on a shared machine hit both sides; the table rows (repeat,
+    base s, other s, ratio, overhead per run in ms over ``n`` runs) and the median ratio."""
+    rows: list[list[object]] = []
+    ratios = []
+    for r in range(repeats):
+        if r % 2:
+            b_other = other(r)
+            b_base = base(r)
+        else:
+            b_base = base(r)
+            b_other = other(r)
+        ratios.append(b_other / b_base)
+        rows.append([r + 1, b_base, b_other, ratios[-1], (b_other - b_base) / n * 1000])
+    return rows, statistics.median(ratios)
+
+
+def main() -> None:
+    args = parse_overhead_args(__doc__ or "")
     with tempfile.TemporaryDirectory() as tmp:
         task = make_task(Path(tmp) / "task", args.sleep)
-        rows, ratios = [], []
-        for r in range(args.repeats):  # alternate order, so load changes on a shared machine hit both sides
-            if r % 2:
-                executor = run_executor(task, Path(tmp) / f"exec{r}", args.n, args.slots)
-                plain = run_plain(task, Path(tmp) / f"plain{r}", args.n, args.slots)
-            else:
-                plain = run_plain(task, Path(tmp) / f"plain{r}", args.n, args.slots)
-                executor = run_executor(task, Path(tmp) / f"exec{r}", args.n, args.slots)
-            ratios.append(executor / plain)
-            rows.append([r + 1, plain, executor, executor / plain, (executor - plain) / args.n * 1000])
-    ratio = statistics.median(ratios)
+        rows, ratio = alternate(args.repeats, args.n, lambda r: run_plain(task, Path(tmp) / f"plain{r}", args.n, args.slots),
+                                lambda r: run_executor(task, Path(tmp) / f"exec{r}", args.n, args.slots))
     body = (
         f"{args.n} experiments of a script that sleeps {args.sleep} s and prints 20 JSON lines and a "
         f"summary block, on {args.slots} slots, through `LocalExecutor` and through a plain "
@@ -104,7 +121,7 @@ def main() -> None:
         "Executor overhead",
         body,
         {"executor overhead ratio": round(ratio, 3)},
-        f".venv/bin/python -m bench.bench_executor --n {args.n} --slots {args.slots} --sleep {args.sleep} --repeats {args.repeats}",
+        f".venv/bin/python -m bench.bench_executor {args.flags}",
     )
 
 
