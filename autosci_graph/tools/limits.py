@@ -19,6 +19,7 @@ import functools
 import logging
 import os
 import resource
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -104,6 +105,18 @@ def _pids_parent() -> Path | None:
     return None
 
 
+def _remove_stale_groups(parent: Path, min_age_s: float = 60.0) -> None:
+    """Remove the empty cgroups of runs whose lab was killed before it could (``rmdir`` refuses a
+    group with processes in it; a young one may be a run about to join it, so it is left)."""
+    now = time.time()
+    for group in parent.glob("autosci-*"):
+        try:
+            if now - group.stat().st_mtime > min_age_s:
+                group.rmdir()
+        except OSError:
+            continue
+
+
 def process_cap_enforced() -> bool:
     """Whether a process cap holds here: a pids cgroup, or ``RLIMIT_NPROC`` for a non-root user."""
     return _pids_parent() is not None or os.getuid() != 0
@@ -119,6 +132,7 @@ class RunLimits:
         if limits.processes:
             parent = _pids_parent()
             if parent is not None:
+                _remove_stale_groups(parent)
                 group = parent / f"autosci-{run_id.replace('@', '-').replace('/', '-')}"
                 try:
                     group.mkdir(exist_ok=True)
