@@ -22,8 +22,9 @@ Outcome = Literal["keep", "discard", "crash", "pending_confirmation", "remeasure
 Direction = Literal["increase", "decrease", "set", "code"]
 TeamStatus = Literal["active", "falsified", "merged", "dissolved"]
 #: ``open``: more seeds wanted; ``rebased``: re-expressed on a newer champion as another candidate;
-#: ``moot``: the champion moved on the same axes, so the question no longer applies.
-CandidateStatus = Literal["open", "promoted", "rejected", "rebased", "moot"]
+#: ``moot``: the champion moved on the same axes, so the question no longer applies;
+#: ``superseded``: a step from it, as the lab's lead, measured better and took its place.
+CandidateStatus = Literal["open", "promoted", "rejected", "rebased", "moot", "superseded"]
 
 
 class Record(BaseModel):
@@ -236,6 +237,14 @@ class Candidate(Record):
     rebased_from: str | None = None
     prior_gain: float | None = None
     note: str = ""
+    #: The lead it stepped from (the lab's best open candidate when it was proposed; see
+    #: :mod:`autosci_graph.lab.lead`); ``None`` for a step from the champion itself.
+    parent: str | None = None
+    #: The code increments along the leads it stepped from, in order (each written against the
+    #: code before it), so its whole direction can be re-applied on a new champion.
+    increments: list[str] = Field(default_factory=list)
+    #: Steps from it, as the lead, that measured no better since its last seed.
+    failed_steps: int = 0
 
 
 class CodeIdea(Record):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -19,6 +21,8 @@ from autosci_graph.task import ResearchTask
 
 #: LangGraph's ``END``, typed as the literal routers return.
 DONE: Literal["__end__"] = "__end__"
+#: How long a team branch waits for an earlier branch of its round to claim its configuration.
+TURN_TIMEOUT_S = 60.0
 
 if TYPE_CHECKING:
     from autosci_graph.memory.base import ExperimentMemory
@@ -137,9 +141,11 @@ class LabContext:
 
             self.stack = code_stack(self.task)
     # Configurations claimed by team branches of this process. Parallel branches read the same
-    # snapshot, so two teams can approve the same change in one round; the first to claim it runs it.
+    # snapshot, so two teams can approve the same change in one round; they claim in dispatch
+    # order (their turn), so which team runs it is a function of the state, never of threads.
     _claims: set[str] = field(default_factory=set, repr=False)
-    _claims_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _claims_lock: threading.Condition = field(default_factory=threading.Condition, repr=False)
+    _turn: int = field(default=0, repr=False)
 
     @property
     def reviewer(self) -> "Scientist":
@@ -149,6 +155,23 @@ class LabContext:
         """Forget the claims of the previous dispatch (claims only guard one round of branches)."""
         with self._claims_lock:
             self._claims.clear()
+            self._turn = 0
+
+    @contextmanager
+    def turn(self, turn: int, timeout: float = TURN_TIMEOUT_S) -> Iterator[None]:
+        """Hold the claims in dispatch order: branch ``turn`` enters after every earlier branch
+        of the round has claimed or passed. A branch that never gets there (an error) holds the
+        others back at most ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._claims_lock:
+            while self._turn < turn and time.monotonic() < deadline:
+                self._claims_lock.wait(max(0.0, deadline - time.monotonic()))
+        try:
+            yield
+        finally:
+            with self._claims_lock:
+                self._turn = max(self._turn, turn + 1)
+                self._claims_lock.notify_all()
 
     def claim(self, config_key: str) -> bool:
         """Claim a configuration for this branch; ``False`` if another branch already did."""

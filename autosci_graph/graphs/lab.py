@@ -140,17 +140,19 @@ def dispatch(state: LabState, runtime: Runtime[LabContext]) -> list[Send] | Lite
         return "collect" if in_flight else DONE
     busy_teams = {s.proposal.team for s in in_flight}
     free = ctx.executor.slots - len(in_flight)
-    last_turn: dict[str, float] = {}
-    for sub in nb.submitted:
-        last_turn[sub.proposal.team] = sub.submitted_at
-    idle = sorted((t for t in nb.active_teams if t.team_id not in busy_teams), key=lambda t: last_turn.get(t.team_id, 0.0))
+    # Longest-waiting team first, by position in the submission log, never by clock: parallel
+    # branches stamp their submissions in whatever order their threads ran.
+    last_turn: dict[str, int] = {}
+    for i, sub in enumerate(nb.submitted):
+        last_turn[sub.proposal.team] = i
+    idle = sorted((t for t in nb.active_teams if t.team_id not in busy_teams), key=lambda t: (last_turn.get(t.team_id, -1), t.team_id))
     # What a team reads; reviews, events and usage are the lab's own records, not inputs to a turn.
     snapshot = {k: v for k, v in state.items() if k not in ("inbox", "reviews", "events", "usage")}
     sends: list[Send] = []
     for team in idle:
         if len(sends) >= free or not can_start(ctx, state, extra_submitted=len(sends), extra_in_flight=len(sends)):
             break
-        sends.append(Send("team", {"team_id": team.team_id, "lab": snapshot}))
+        sends.append(Send("team", {"team_id": team.team_id, "turn": len(sends), "lab": snapshot}))
     if sends:
         return sends
     return "collect" if in_flight else DONE

@@ -27,9 +27,13 @@ from autosci_graph.graphs.budget import can_start
 from autosci_graph.graphs.context import LabContext
 from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.graphs.teams import update_counters
+from autosci_graph.lab.changes import StackingError
+from autosci_graph.lab.lead import (
+    apply_direction, as_base, candidate_of, candidate_runs, direction, lead_of, mean_metric, worth_a_seed,
+)
 from autosci_graph.lab.candidates import next_seed, rebased_change
 from autosci_graph.lab.changes import champion_change, champion_key, change_key
-from autosci_graph.lab.promotion import Judgement, evidence, judge
+from autosci_graph.lab.promotion import evidence, judge
 from autosci_graph.scientists.knowledge import noise_estimate
 from autosci_graph.scientists.rules import refutes
 from autosci_graph.state import (
@@ -52,7 +56,8 @@ class _Share:
     dead_ends: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     submitted: list[Submission] = field(default_factory=list)
-    touched: set[str] = field(default_factory=set)
+    #: Candidates written this step, in the order they were (never by id: ids carry the run id).
+    touched: dict[str, None] = field(default_factory=dict)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -77,7 +82,7 @@ class _Share:
 
     def set_candidate(self, cand: Candidate) -> None:
         self.candidates[cand.candidate_id] = cand
-        self.touched.add(cand.candidate_id)
+        self.touched[cand.candidate_id] = None
 
     def in_flight_ids(self) -> set[str]:
         done = {e.result.experiment_id for e in self.everything}
@@ -85,11 +90,15 @@ class _Share:
 
     def runs_of(self, cand: Candidate, latest: RunResult | None = None) -> list[RunResult]:
         """The candidate's successful runs of its own change (all its seeds), ``latest`` included."""
-        key = change_key(self.ctx.task, cand.change)
         results = [e.result for e in self.everything] + ([latest] if latest is not None else [])
-        return [r for r in results
-                if self.subs.get(r.experiment_id) is not None and base_id(self.subs[r.experiment_id]) == cand.candidate_id
-                and r.ok and change_key(self.ctx.task, r.change) == key]
+        return candidate_runs(self.ctx.task, cand, results, self.subs)
+
+    def mean_of(self, cand: Candidate) -> float:
+        return mean_metric(self.runs_of(cand))
+
+    def lead(self, *, exclude: str | None = None) -> Candidate | None:
+        """The lab's lead as this step has it."""
+        return lead_of(self.ctx.task, self.candidates.values(), self.champion, self.runs_of, exclude=exclude)
 
     def sigma(self, latest: RunResult, sub: Submission) -> tuple[float | None, int]:
         """Pooled noise over the log and the run being judged."""
@@ -126,7 +135,7 @@ def share(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         "events": s.events,
         "submitted": [x.to_state() for x in s.submitted],
         "teams": [t.to_state() for t in s.teams.values()],
-        "candidates": [s.candidates[i].to_state() for i in sorted(s.touched)],
+        "candidates": [s.candidates[i].to_state() for i in s.touched],
         "inbox": [],
     }
     if s.champion.to_state() != state.get("champion"):
@@ -165,7 +174,7 @@ def _judge_noise(s: _Share, sub: Submission, result: RunResult) -> None:
 
 def _judge_candidate_run(s: _Share, sub: Submission, result: RunResult) -> None:
     task, rule = s.ctx.task, s.ctx.settings.promotion
-    cand = s.candidates.get(base_id(sub)) or _candidate_for(s, sub)
+    cand = s.candidates.get(candidate_of(sub)) or _candidate_for(s, sub)
     team = s.teams.get(sub.proposal.team)
     before = s.champion.metric
     if not result.ok or result.metric is None or before is None:
@@ -178,13 +187,16 @@ def _judge_candidate_run(s: _Share, sub: Submission, result: RunResult) -> None:
     values = [float(r.metric) for r in runs if r.metric is not None]
     sigma, dof = s.sigma(result, sub)
     if champion_key(task, cand.base) != champion_key(task, s.champion):
-        _judge_stale(s, cand, sub, result, values, sigma, dof, team)
-        return
+        parent = s.candidates.get(cand.parent or "")
+        if parent is None or change_key(task, parent.change) != champion_key(task, s.champion):
+            _judge_stale(s, cand, sub, result, values, sigma, dof, team)
+            return
+        # The lead it stepped from was promoted meanwhile: it ran on the new champion after all.
+        cand = cand.model_copy(update={"base": s.champion, "parent": None})
+        s.set_candidate(cand)
     champ_values = list(s.champion.metrics_by_seed.values())
     j = judge(task.metric, champ_values, values, sigma, dof, rule, screened=cand.rebased_from is not None,
               prior_gains=_prior_gains(s, cand))
-    if j.verdict == "open" and not _next_seeds(s, cand, j):
-        j = Judgement("reject", j.evidence, j.reason.replace(": open, one more seed", "") + "; no budget left for another seed")
     if j.verdict == "promote":
         old = s.champion
         s.champion = Champion(experiment_id=cand.candidate_id, config=dict(cand.change.knobs), diff=cand.change.diff,
@@ -197,23 +209,101 @@ def _judge_candidate_run(s: _Share, sub: Submission, result: RunResult) -> None:
                 previous=before, reason=j.reason)
         _close(s, entry, team, sub)
         _rebase_open(s, old)
-    elif j.verdict == "reject":
-        entry = s.log(result, sub, "discard", j.reason, gain=j.evidence.gain, champion_metric=before)
+        return
+    lead = s.lead(exclude=cand.candidate_id)
+    # A step is judged by what it adds to what it built on (the lead it stepped from, else the
+    # champion), and it becomes the lead when it beats the current one, as a single agent keeps
+    # its best run: the bar is for promotion, and a step too small to clear it alone may still
+    # carry the lead there.
+    parent = s.candidates.get(cand.parent or "")
+    built_on = s.mean_of(parent) if parent is not None and s.runs_of(parent) else before
+    own_gain = task.metric.gain(sum(values) / len(values), built_on)
+    over_lead = own_gain if lead is None else task.metric.gain(sum(values) / len(values), s.mean_of(lead))
+    if sub.kind == "explore":
+        leads = over_lead > 0
+    else:  # a seed of the lead itself: it stays the lead unless futility closed it
+        leads = j.verdict != "reject" and (lead is None or over_lead > 0)
+    if not leads:
+        moved_on = lead is not None and lead.candidate_id != cand.parent and sub.kind == "explore" and own_gain > 0
+        why = j.reason if j.verdict == "reject" and not moved_on else (
+            f"{j.reason}; {own_gain:+.4g} on what it built on, but no better than the lab's lead "
+            f"{lead.candidate_id} ({over_lead:+.4g})" if lead is not None else f"{j.reason}; no better than the champion")
+        entry = s.log(result, sub, "discard", why, gain=own_gain, champion_metric=built_on)
         s.set_candidate(cand.model_copy(update={"status": "rejected", "note": entry.note}))
         _close(s, entry, team, sub)
-    else:
-        entry = s.log(result, sub, "pending_confirmation", j.reason, gain=j.evidence.gain, champion_metric=before)
-        s.set_candidate(cand)
-        s.event("near_miss", experiment_id=result.experiment_id, team=sub.proposal.team, gain=j.evidence.gain, reason=j.reason)
-        _remember(s, entry, team)
+        if moved_on:
+            _carry_to_lead(s, cand, parent, lead)  # type: ignore[arg-type]
+        elif lead is not None and lead.candidate_id == cand.parent:
+            _maybe_seed(s, lead.model_copy(update={"failed_steps": lead.failed_steps + 1}))
+        return
+    if lead is not None:
+        s.set_candidate(lead.model_copy(update={"status": "superseded", "note": f"{cand.candidate_id} measured better"}))
+    reason = j.reason.replace(": open, one more seed", "")
+    entry = s.log(result, sub, "pending_confirmation", f"{reason}; {own_gain:+.4g} on what it built on: the lab's lead",
+                  gain=own_gain, champion_metric=built_on)
+    s.event("near_miss", experiment_id=result.experiment_id, team=sub.proposal.team, gain=j.evidence.gain, reason=j.reason)
+    _remember(s, entry, team)
+    _maybe_seed(s, cand)
+
+
+def _carry_to_lead(s: _Share, step: Candidate, parent: Candidate | None, lead: Candidate) -> None:
+    """A step that improved on what it built on, while another team's step became the lead:
+    its own move (knobs and code increment) is re-applied on the lead and measured there."""
+    task = s.ctx.task
+    start = parent.change.knobs if parent is not None else step.base.config
+    knobs = {k: v for k, v in step.change.knobs.items() if start.get(k) != v}
+    own_code = step.increments[len(parent.increments):] if parent is not None else step.increments
+    base = as_base(lead, s.runs_of(lead))
+    try:
+        change = apply_direction(base, knobs, own_code, stack=s.ctx.stack, description=step.proposal.change.description)
+    except StackingError:
+        return
+    if not s.can_start() or any(change_key(task, x.change) == change_key(task, change) for x in s.subs.values()):
+        return
+    exp_id = f"{step.candidate_id}-on-{lead.candidate_id[-6:]}"
+    s.set_candidate(Candidate(candidate_id=exp_id, proposal=step.proposal, change=change, base=s.champion, parent=lead.candidate_id,
+                              increments=list(lead.increments) + list(own_code), note=f"{step.candidate_id} re-applied on the lead"))
+    seed = base.seeds[0] if base.seeds else (task.seeds[0] if task.seeds else 0)
+    s.submit(Submission(experiment_id=exp_id, proposal=step.proposal, seed=seed, kind="explore", change=change,
+                        base_metric=s.champion.metric))
+    s.event("carried_to_lead", experiment_id=step.candidate_id, team=step.proposal.team, new_experiment_id=exp_id)
+
+
+def _maybe_seed(s: _Share, lead: Candidate) -> None:
+    """Give the lead its next seed when that could promote it or when steps from it keep
+    failing (:func:`~autosci_graph.lab.lead.worth_a_seed`); otherwise teams step on from it."""
+    task, rule = s.ctx.task, s.ctx.settings.promotion
+    values = [float(r.metric) for r in s.runs_of(lead) if r.metric is not None]
+    champ_values = list(s.champion.metrics_by_seed.values())
+    busy = any(candidate_of(s.subs[i]) == lead.candidate_id for i in s.in_flight_ids())
+    sigma, dof = noise_estimate(task, s.everything, upper=False)
+    if values and not busy and worth_a_seed(task.metric, champ_values, values, sigma, dof, rule, lead.failed_steps) \
+            and _next_seeds(s, lead, champion_seed_wanted=len(champ_values) < len(values) + 1):
+        lead = lead.model_copy(update={"failed_steps": 0})
+    s.set_candidate(lead)
 
 
 def _judge_stale(s: _Share, cand: Candidate, sub: Submission, result: RunResult, values: list[float],
                  sigma: float | None, dof: int, team: Team | None) -> None:
     """A run measured against a champion that has since been replaced: evidence for its
-    direction against its own base, and a rebase onto the new champion if it still looks good."""
+    direction against its own base, and a rebase onto the new champion if it still looks good.
+    A step that lost to the lead it stepped from hands the rebase to that lead instead."""
+    metric = s.ctx.task.metric
+    parent = s.candidates.get(cand.parent or "")
+    if parent is not None and (parent.status != "open" or champion_key(s.ctx.task, parent.base) != champion_key(s.ctx.task, cand.base)):
+        parent = None
+    if parent is not None and s.runs_of(parent):
+        step_gain = metric.gain(sum(values) / len(values), s.mean_of(parent))
+        if step_gain <= 0:
+            note = f"no better than the lead it stepped from, {parent.candidate_id} ({step_gain:+.4g}); the champion moved meanwhile"
+            entry = s.log(result, sub, "discard", note, gain=step_gain, champion_metric=s.mean_of(parent))
+            s.set_candidate(cand.model_copy(update={"status": "rejected", "note": note}))
+            _close(s, entry, team, sub)
+            _rebase(s, parent, metric.gain(s.mean_of(parent), parent.base.metric or s.mean_of(parent)), parent.base)
+            return
+        s.set_candidate(parent.model_copy(update={"status": "superseded", "note": f"{cand.candidate_id} measured better"}))
     base = list(cand.base.metrics_by_seed.values()) or [cand.base.metric if cand.base.metric is not None else values[0]]
-    ev = evidence(s.ctx.task.metric, base, values, sigma, dof, s.ctx.settings.promotion)
+    ev = evidence(metric, base, values, sigma, dof, s.ctx.settings.promotion)
     if ev.gain > 0 and ev.z > s.ctx.settings.promotion.drop_first_below:
         new_id = _rebase(s, cand, ev.gain, cand.base)
         note = f"the champion moved while it ran ({ev.describe()} over its own base); " + (
@@ -235,7 +325,7 @@ def _judge_stale(s: _Share, cand: Candidate, sub: Submission, result: RunResult,
 def _candidate_for(s: _Share, sub: Submission) -> Candidate:
     """The candidate a submission belongs to when no branch recorded it (team branches record
     theirs at submission, with the champion they built on)."""
-    return Candidate(candidate_id=base_id(sub), proposal=sub.proposal, change=sub.change, base=s.champion)
+    return Candidate(candidate_id=candidate_of(sub), proposal=sub.proposal, change=sub.change, base=s.champion)
 
 
 def _prior_gains(s: _Share, cand: Candidate) -> list[float]:
@@ -252,21 +342,21 @@ def _prior_gains(s: _Share, cand: Candidate) -> list[float]:
     return gains
 
 
-def _next_seeds(s: _Share, cand: Candidate, j: Judgement) -> bool:
+def _next_seeds(s: _Share, cand: Candidate, *, champion_seed_wanted: bool) -> bool:
     """Submit the open candidate's next seed (paired with the champion's seeds), and a champion
     seed too when the champion has fewer; ``False`` when the budget allows no further seed."""
     if not s.can_start():
         return False
     task = s.ctx.task
-    cand_seeds = {x.seed for x in s.subs.values() if base_id(x) == cand.candidate_id}
+    cand_seeds = {x.seed for x in s.subs.values() if candidate_of(x) == cand.candidate_id}
     seed = next_seed(task.seeds, cand_seeds, prefer=list(s.champion.seeds))
-    family = [x for x in s.subs.values() if base_id(x) == cand.candidate_id]
+    family = [x for x in s.subs.values() if candidate_of(x) == cand.candidate_id]
     proposal = family[0].proposal if family else cand.proposal
     s.submit(Submission(experiment_id=f"{cand.candidate_id}-c{len(family)}", proposal=proposal, seed=seed, kind="confirm",
                         candidate_of=cand.candidate_id, change=cand.change, base_metric=s.champion.metric))
     in_flight = s.in_flight_ids()
     champion_busy = any(s.subs[i].kind == "noise" for i in in_flight)
-    if j.champion_seed_wanted and not champion_busy and s.can_start():
+    if champion_seed_wanted and not champion_busy and s.can_start():
         used = set(s.champion.seeds) | {x.seed for x in s.subs.values() if x.kind == "noise" and x.experiment_id in in_flight}
         cseed = next_seed(task.seeds, used, prefer=sorted(cand_seeds | {seed}))
         exp_id = f"{s.state.get('run_id', 'run')}-champ-{len(s.subs)}-s{cseed}"
@@ -277,7 +367,9 @@ def _next_seeds(s: _Share, cand: Candidate, j: Judgement) -> bool:
 def _rebase_open(s: _Share, old: Champion) -> None:
     """After a promotion: re-express every open candidate with nothing in flight on the new
     champion (those with a run in flight are rebased when it returns, its result as evidence)."""
-    busy = {base_id(s.subs[i]) for i in s.in_flight_ids()}
+    busy = {candidate_of(s.subs[i]) for i in s.in_flight_ids()}
+    # A lead with a step in flight waits for it: the better of the two is rebased (_judge_stale).
+    busy |= {s.candidates[c].parent for c in busy if c in s.candidates and s.candidates[c].parent}
     for cand in list(s.candidates.values()):
         if cand.status != "open" or cand.candidate_id in busy:
             continue
@@ -298,7 +390,7 @@ def _rebase(s: _Share, cand: Candidate, prior_gain: float | None, old: Champion)
     root = cand.rebased_from or cand.candidate_id
     new_id = f"{root}-rb{sum(1 for c in s.candidates.values() if (c.rebased_from or '') == root) + 1}"
     new = Candidate(candidate_id=new_id, proposal=cand.proposal, change=change, base=s.champion, rebased_from=root,
-                    prior_gain=prior_gain, note=why)
+                    prior_gain=prior_gain, note=why, increments=direction(cand)[1])
     s.set_candidate(new)
     s.set_candidate(cand.model_copy(update={"status": "rebased", "note": f"{why} as {new_id}"}))
     seed = s.champion.seeds[0] if s.champion.seeds else (s.ctx.task.seeds[0] if s.ctx.task.seeds else 0)
@@ -313,7 +405,7 @@ def _close(s: _Share, entry: ExperimentEntry, team: Team | None, sub: Submission
     if refutes(entry):  # a discarded noise-level gain is a near miss, not a dead end
         axis = sub.proposal.axis
         s.dead_ends.append(DeadEnd(
-            experiment_id=base_id(sub), axis=axis, direction=sub.proposal.direction,
+            experiment_id=candidate_of(sub), axis=axis, direction=sub.proposal.direction,
             value=sub.proposal.change.knobs.get(axis) if axis else None,
             delta=None if entry.result.metric is None or entry.champion_metric is None else entry.result.metric - entry.champion_metric,
             family=f"{axis}/{sub.proposal.direction}", reason=entry.note,
@@ -359,7 +451,5 @@ def compact(result: RunResult) -> RunResult:
     return result.model_copy(update={"curve": [], "provenance": None, "log_tail": tail})
 
 
-def base_id(sub: Submission) -> str:
-    return sub.candidate_of or sub.experiment_id
 
 

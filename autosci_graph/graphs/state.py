@@ -13,6 +13,7 @@ from pathlib import Path
 from functools import cached_property, lru_cache
 from typing import Annotated, Any, TypedDict
 
+from autosci_graph.lab.lead import as_base, candidate_of, candidate_runs, lead_of
 from autosci_graph.scientists.base import LabView
 from autosci_graph.scientists.knowledge import knowledge
 from autosci_graph.state import (
@@ -122,12 +123,44 @@ class Notebook:
     def results(self) -> list[RunResult]:
         return [e.result for e in self.log]
 
-    def view(self, *, feedback: list[Review] | None = None, experiments_left: int | None = None, seed: int = 0) -> LabView:
-        """The shared state as an agent reads it."""
+    @cached_property
+    def _subs(self) -> dict[str, Submission]:
+        return {s.experiment_id: s for s in self.submitted}
+
+    @cached_property
+    def _results_by_candidate(self) -> dict[str, list[RunResult]]:
+        out: dict[str, list[RunResult]] = {}
+        for r in self.results():
+            if r.experiment_id in self._subs:
+                out.setdefault(candidate_of(self._subs[r.experiment_id]), []).append(r)
+        return out
+
+    def runs_of(self, cand: Candidate) -> list[RunResult]:
+        """A candidate's successful runs of its own change."""
+        return candidate_runs(self.task, cand, self._results_by_candidate.get(cand.candidate_id, []), self._subs)
+
+    def lead(self) -> tuple[Champion, Candidate | None]:
+        """What teams build on: the lab's lead as a champion (:mod:`autosci_graph.lab.lead`), or
+        the champion itself when no candidate is open."""
+        lead = lead_of(self.task, self.candidates, self.champion, self.runs_of)
+        if lead is None:
+            return self.champion, None
+        return as_base(lead, self.runs_of(lead)), lead
+
+    def _stepped_from(self, lead: Candidate) -> dict[str, Any]:
+        parent = next((c for c in self.candidates if c.candidate_id == lead.parent), None)
+        return dict(parent.change.knobs if parent is not None else lead.base.config)
+
+    def view(self, *, feedback: list[Review] | None = None, experiments_left: int | None = None, seed: int = 0,
+             on_lead: bool = False) -> LabView:
+        """The shared state as an agent reads it; ``on_lead``: for a team about to step, the
+        champion it builds on is the lab's lead when there is one."""
         log = self.log
+        champion, lead = self.lead() if on_lead else (self.champion, None)
         return LabView(
             task=self.task,
-            champion=self.champion,
+            champion=champion,
+            stepped_from=self._stepped_from(lead) if lead is not None else None,
             experiments=log,
             teams=self.teams,
             dead_ends=self.dead_ends,
@@ -136,7 +169,7 @@ class Notebook:
             experiments_left=experiments_left,
             feedback=feedback or [],
             seed=seed,
-            champion_files=champion_files(self.task, self.champion.diff),
+            champion_files=champion_files(self.task, champion.diff),
             ideas=task_ideas(self.task),
         )
 

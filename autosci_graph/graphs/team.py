@@ -28,6 +28,8 @@ class TeamState(TypedDict, total=False):
     """State of one team branch. ``lab`` is a read-only snapshot of the lab state."""
 
     team_id: str
+    #: Its position in the round's dispatch: branches claim configurations in this order.
+    turn: int
     lab: LabState
     recalled: list[dict[str, Any]]
     proposals: list[dict[str, Any]]
@@ -91,7 +93,7 @@ def propose(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     author = _proposer(team, rotation + state.get("revision", 0))
     feedback = [Review.model_validate(r) for r in state.get("feedback", [])]
     recalled = [RecalledMemory.model_validate(r) for r in state.get("recalled", [])]
-    reply = ctx.scientist.propose(nb.view(feedback=feedback, seed=ctx.settings.seed), team=team, author=author, recalled=recalled, n=ctx.settings.proposals_per_turn)
+    reply = ctx.scientist.propose(nb.view(feedback=feedback, seed=ctx.settings.seed, on_lead=True), team=team, author=author, recalled=recalled, n=ctx.settings.proposals_per_turn)
     rev = state.get("revision", 0)
     proposals = [
         Proposal(
@@ -113,7 +115,7 @@ def critique(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     ctx = runtime.context
     nb = _notebook(state, ctx)
     team = _team(state, nb)
-    view = nb.view(seed=ctx.settings.seed)
+    view = nb.view(seed=ctx.settings.seed, on_lead=True)
     rotation = state["lab"].get("rotation", 0)
     reviews: list[Review] = []
     usage: dict[str, Any] = {}
@@ -168,12 +170,18 @@ def _check_code(ctx: LabContext, p: Proposal, champion: Champion) -> Review | No
                   reason=f"The code change failed its check before compute: {problem}")
 
 
-def after_critique(state: TeamState, runtime: Runtime[LabContext]) -> Literal["submit", "propose", "__end__"]:
+def after_critique(state: TeamState, runtime: Runtime[LabContext]) -> Literal["submit", "propose", "pass_turn"]:
     if state.get("approved"):
         return "submit"
     if state.get("revision", 0) <= runtime.context.settings.max_revisions and state.get("proposals"):
         return "propose"
-    return DONE
+    return "pass_turn"
+
+
+def pass_turn(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
+    """Nothing to run this round: let the branches after this one claim."""
+    with runtime.context.turn(state.get("turn", 0)):
+        return {}
 
 
 def submit(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
@@ -185,25 +193,37 @@ def submit(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     last = next((s.proposal for s in reversed(nb.submitted) if s.proposal.team == state["team_id"] and s.kind == "explore"), None)
     bold = [p for p in approved if p.bold]
     first = bold[0] if bold and (last is None or not last.bold) else approved[0]
+    # A team steps from the lab's lead when there is one (autosci_graph.lab.lead); the
+    # candidate is still judged against the champion.
     champion = nb.champion
+    base, lead = nb.lead()
     # The first seed is one the champion ran on, so the comparison is paired from the start.
-    seed = champion.seeds[0] if champion.seeds else (ctx.task.seeds[0] if ctx.task.seeds else 0)
-    for chosen in [first] + [p for p in approved if p is not first]:
+    seed = base.seeds[0] if base.seeds else (ctx.task.seeds[0] if ctx.task.seeds else 0)
+    with ctx.turn(state.get("turn", 0)):
+        chosen, change, key = _claim(ctx, base, [first] + [p for p in approved if p is not first])
+        if chosen is None:
+            return {"events": [{"type": "duplicate_skipped", "team": state["team_id"], "at": time.time(),
+                                "reason": "another team claimed the same configuration this round"}]}
+        exp_id = f"{chosen.proposal_id.rsplit('-v', 1)[0]}-{key[:6]}"
+        ctx.executor.submit(RunRequest(experiment_id=exp_id, change=change, seed=seed))
+    sub = Submission(experiment_id=exp_id, proposal=chosen, seed=seed, kind="explore", change=change, base_metric=champion.metric)
+    increments = (list(lead.increments) if lead else []) + ([chosen.change.diff or ""] if has_code(chosen.change) else [])
+    candidate = Candidate(candidate_id=exp_id, proposal=chosen, change=change, base=champion,
+                          parent=lead.candidate_id if lead else None, increments=increments)
+    return {"submitted": [sub.to_state()], "candidates": [candidate.to_state()]}
+
+
+def _claim(ctx: LabContext, base: Champion, ranked: list[Proposal]) -> tuple[Proposal | None, Change, str]:
+    """The first approved proposal whose change no earlier branch of this round claimed."""
+    for p in ranked:
         try:
-            change = change_to_run(champion, chosen.change, stack=ctx.stack, description=chosen.rationale)
+            change = change_to_run(base, p.change, stack=ctx.stack, description=p.rationale)
         except StackingError:
-            continue  # its code increment no longer applies to the champion; the next one may
+            continue  # its code increment no longer applies to what it builds on; the next one may
         key = change_key(ctx.task, change)
         if ctx.claim(key):
-            break
-    else:
-        return {"events": [{"type": "duplicate_skipped", "team": state["team_id"], "at": time.time(),
-                            "reason": "another team claimed the same configuration this round"}]}
-    exp_id = f"{chosen.proposal_id.rsplit('-v', 1)[0]}-{key[:6]}"
-    sub = Submission(experiment_id=exp_id, proposal=chosen, seed=seed, kind="explore", change=change, base_metric=champion.metric)
-    candidate = Candidate(candidate_id=exp_id, proposal=chosen, change=change, base=champion)
-    ctx.executor.submit(RunRequest(experiment_id=exp_id, change=change, seed=seed))
-    return {"submitted": [sub.to_state()], "candidates": [candidate.to_state()]}
+            return p, change, key
+    return None, Change(), ""
 
 
 def build_team_graph() -> StateGraph[Any, Any, Any, Any]:
@@ -213,9 +233,11 @@ def build_team_graph() -> StateGraph[Any, Any, Any, Any]:
     g.add_node("propose", propose)
     g.add_node("critique", critique)
     g.add_node("submit", submit)
+    g.add_node("pass_turn", pass_turn)
     g.add_edge(START, "recall")
     g.add_edge("recall", "propose")
     g.add_edge("propose", "critique")
-    g.add_conditional_edges("critique", after_critique, ["submit", "propose", END])
+    g.add_conditional_edges("critique", after_critique, ["submit", "propose", "pass_turn"])
     g.add_edge("submit", END)
+    g.add_edge("pass_turn", END)
     return g

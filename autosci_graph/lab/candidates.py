@@ -10,7 +10,8 @@ or already contains the change.
 
 from __future__ import annotations
 
-from autosci_graph.lab.changes import Stack, StackingError, champion_key, change_key, change_to_run, changed_axes, has_code
+from autosci_graph.lab.lead import apply_direction, direction
+from autosci_graph.lab.changes import Stack, StackingError, champion_key, change_key, changed_axes
 from autosci_graph.state import Candidate, Champion, Change
 from autosci_graph.task import ResearchTask
 
@@ -18,15 +19,15 @@ from autosci_graph.task import ResearchTask
 def rebased_change(task: ResearchTask, candidate: Candidate, old: Champion, new: Champion,
                    stack: Stack | None = None) -> tuple[Change | None, str]:
     """The candidate's direction on the new champion, or ``None`` and why it is moot."""
-    direction = candidate.proposal.change
+    knobs, increments = direction(candidate)
     moved = changed_axes(old.config, new.config)
-    overlap = sorted(moved & set(direction.knobs))
+    overlap = sorted(moved & set(knobs))
     if overlap:
         return None, f"moot: the new champion moved {', '.join(overlap)} itself"
-    if has_code(direction) and (new.diff or "") != (old.diff or "") and stack is None:
+    if increments and (new.diff or "") != (old.diff or "") and stack is None:
         return None, "moot: its code increment cannot be re-applied here"
     try:
-        change = change_to_run(new, direction, stack=stack, description=direction.description)
+        change = apply_direction(new, knobs, increments, stack=stack, description=candidate.proposal.change.description)
     except StackingError as exc:
         return None, f"moot: its code increment does not apply to the new champion ({exc})"
     if change_key(task, change) == champion_key(task, new):

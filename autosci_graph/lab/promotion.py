@@ -55,6 +55,9 @@ class PromotionRule:
     #: Seeds after which a still-open candidate is rejected; also sets the conditional-power
     #: futility bound ``bar_sigmas·√(n / max_seeds)`` a candidate must stay above.
     max_seeds: int = 6
+    #: The lab's lead gets its next seed after this many steps from it measured no better
+    #: (:mod:`autosci_graph.lab.lead`), even when one seed could not carry it over the bar.
+    recheck_after_failed_steps: int = 2
 
 
 def pooled_noise(groups: Iterable[Sequence[float]]) -> tuple[float | None, int]:

@@ -71,7 +71,11 @@ class LabView(_Model):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     task: ResearchTask
+    #: What this agent builds on: the lab's champion, or for a team about to step the lab's lead
+    #: (its best open candidate, not yet promoted; see :mod:`autosci_graph.lab.lead`).
     champion: Champion
+    #: When ``champion`` is the lead: the configuration it stepped from, so its move can be bracketed.
+    stepped_from: dict[str, KnobValue] | None = None
     experiments: list[ExperimentEntry] = Field(default_factory=list)
     teams: list[Team] = Field(default_factory=list)
     dead_ends: list[DeadEnd] = Field(default_factory=list)

@@ -5,10 +5,11 @@ How it thinks, from the shared state only (it keeps nothing between calls):
 * **organize** — splits the knobs among teams so that every team owns at least one never-tested
   axis, ranks axes by measured effect (an upper-confidence score: mean gain over the noise floor
   plus a bonus for axes tried rarely) and writes a falsifiable hypothesis per team.
-* **propose** — candidates around the champion on the team's own axes: steps of fixed fractions
-  of each knob's (log) range (a bold one is ``BOLD_STEP`` of the range, so steps never shrink to
-  nothing), after a keep the bracket of that move (its midpoint and an overshoot), joint moves of
-  two team axes, and every other choice of a categorical. A Gaussian-process surrogate fitted to
+* **propose** — candidates around what the team builds on (the champion, or the lab's lead) on
+  the team's own axes, and on others' axes when the surrogate expects ``STRAY_FACTOR`` times more
+  there: steps of fixed fractions of each knob's (log) range (a bold one is ``BOLD_STEP`` of the
+  range, so steps never shrink to nothing), after a move the bracket of that move (its midpoint
+  and an overshoot), joint moves of two axes, and every other choice of a categorical. A Gaussian-process surrogate fitted to
   every result (:mod:`~autosci_graph.scientists.surrogate`) ranks them by expected improvement;
   before it has enough data, bold moves on untested axes go first. Candidates the automatic rules
   would reject (repeats, failed ranges, recalled failures, contradictions) are never proposed.
@@ -42,6 +43,8 @@ from autosci_graph.task import CategoricalKnob, FloatKnob, IntKnob, Knob, KnobVa
 #: A bold move steps this fraction of the knob's (log) range; the others step fractions of it.
 BOLD_STEP = 0.25
 _STEPS = (BOLD_STEP, BOLD_STEP / 2, BOLD_STEP / 4)
+#: A team moves knobs it does not own when the surrogate expects this many times more there.
+STRAY_FACTOR = 2.0
 #: Joint moves of two team axes sampled per proposal turn.
 _JOINT_SAMPLES = 12
 
@@ -83,12 +86,15 @@ class SearchScientist(Scientist):
 
     Args:
         exploration: weight of the bonus for rarely tried axes in the axis score.
+        stray_factor: a team moves knobs it does not own when the surrogate's expected
+            improvement there is this many times its best on its own axes (``math.inf``: never).
     """
 
     name = "search"
 
-    def __init__(self, *, exploration: float = 1.0) -> None:
+    def __init__(self, *, exploration: float = 1.0, stray_factor: float = STRAY_FACTOR) -> None:
         self.exploration = exploration
+        self.stray_factor = stray_factor
 
     # -- organize ----------------------------------------------------------------------------
 
@@ -168,18 +174,20 @@ class SearchScientist(Scientist):
         # Other teams' primary axes are theirs to mine; stray there only when nothing else is left.
         rest = [a for a in axes if a not in own and a not in theirs] + [a for a in axes if a not in own and a in theirs]
         surrogate = Surrogate.fit(task, view.experiments, view.champion, seed=view.seed, ideas=view.ideas)
-        for scope in (own, own + rest):
-            knob_axes = [a for a in scope if a in task.knobs]
-            drafts = [d for d in self._candidates(view, knob_axes, rng) if not self._rule_blocked(view, d, team, recalled)]
-            # Code ideas stay with the team that owns their axis; only knob moves stray.
-            code = [d for d in self._idea_drafts(view, [a for a in own if a not in task.knobs])
-                    if not self._rule_blocked(view, d, team, recalled)]
-            if drafts or code:
-                break
-        else:
+        mine = self._knob_drafts(view, [a for a in own if a in task.knobs], rng, team, recalled, surrogate)
+        # Code ideas stay with the team that owns their axis; only knob moves stray.
+        code = [d for d in self._idea_drafts(view, [a for a in own if a not in task.knobs])
+                if not self._rule_blocked(view, d, team, recalled)]
+        elsewhere = self._knob_drafts(view, [a for a in rest if a in task.knobs], rng, team, recalled, surrogate)
+        drafts = mine if (mine or code) else elsewhere
+        if mine and elsewhere and surrogate is not None and math.isfinite(self.stray_factor):
+            # A team keeps to its axes unless the surrogate expects far more elsewhere: a team
+            # whose axes turned out irrelevant would otherwise spend its share of the budget there.
+            ei = self._scores(view, mine + elsewhere, surrogate, rng)
+            if max(ei[len(mine):]) > self.stray_factor * max(ei[: len(mine)]):
+                drafts = mine + elsewhere
+        if not drafts and not code:
             return ProposeReply(proposals=[])
-        if surrogate is not None:  # what this scientist's critic would reject is not worth proposing
-            drafts = [d for d in drafts if self._predicted_loss(view, surrogate, d.knobs, None) is None] or drafts
         scores = self._scores(view, drafts, surrogate, rng)
         # A revision after rejections moves down the ranking instead of proposing the same again.
         skip = len(view.feedback)
@@ -207,6 +215,14 @@ class SearchScientist(Scientist):
             if other is not None:
                 chosen.append(other)
         return ProposeReply(proposals=chosen[:n])
+
+    def _knob_drafts(self, view: LabView, axes: list[str], rng: random.Random, team: Team, recalled: list[RecalledMemory],
+                     surrogate: Surrogate | None) -> list[ProposalDraft]:
+        """Knob moves on ``axes`` that the automatic rules and this scientist's critic would pass."""
+        drafts = [d for d in self._candidates(view, axes, rng) if not self._rule_blocked(view, d, team, recalled)]
+        if surrogate is not None:  # what this scientist's critic would reject is not worth proposing
+            drafts = [d for d in drafts if self._predicted_loss(view, surrogate, d.knobs, None) is None] or drafts
+        return drafts
 
     @staticmethod
     def _idea_drafts(view: LabView, axes: list[str]) -> list[ProposalDraft]:
@@ -255,7 +271,11 @@ class SearchScientist(Scientist):
     @staticmethod
     def _last_move(view: LabView, axis: str) -> tuple[KnobValue, KnobValue] | None:
         """The values of ``axis`` before and after the latest keep that moved it, if that keep
-        made the current champion's value (a bracket is only useful around the current point)."""
+        made the current champion's value (a bracket is only useful around the current point).
+        When the champion shown is the lab's lead, its move is the step it made from before."""
+        if view.stepped_from is not None:
+            before, after = view.stepped_from.get(axis), view.champion.config.get(axis)
+            return (before, after) if before is not None and before != after else None  # type: ignore[return-value]
         config = dict(view.task.default_config())
         move = None
         for e in view.experiments:

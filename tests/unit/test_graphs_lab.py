@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from lab_helpers import OPTIMUM, make_synth_task, noise_fn, run_lab, stable_normal, synth_loss, true_loss
 
+from autosci_graph.lab.lead import direction
+from autosci_graph.state import Candidate
 from autosci_graph.graphs.context import LabSettings
 from autosci_graph.graphs.lab import build_lab_graph
 from autosci_graph.scientists.base import CritiqueReply, LabView, RecalledMemory, ReviewDraft
@@ -290,9 +292,14 @@ def test_a_rebased_candidate_is_re_measured_on_the_new_champion() -> None:
     assert rebased, "three teams in parallel should see a candidate overtaken by a champion move"
     for c in rebased:
         base = c["base"]
-        # The rebased change is the new base champion plus the candidate's own direction ...
-        assert c["change"]["knobs"] == {**base["config"], **c["proposal"]["change"]["knobs"]}
+        # The rebased change is the new base champion plus the candidate's own direction (its
+        # proposal, and the lead it stepped from when it built on one) ...
+        root = Candidate.model_validate(candidates[c["rebased_from"]])
+        knobs, _ = direction(root)
+        assert c["change"]["knobs"] == {**base["config"], **knobs}
+        assert c["proposal"]["change"]["knobs"].items() <= c["change"]["knobs"].items()
         # ... and it really ran: its runs are of that change, judged against that champion.
-        runs = [e for e in final["log"] if e["result"]["experiment_id"].startswith(c["candidate_id"])]
+        of = {x["experiment_id"]: x.get("candidate_of") or x["experiment_id"] for x in final["submitted"]}
+        runs = [e for e in final["log"] if of[e["result"]["experiment_id"]] == c["candidate_id"]]
         assert runs and all(e["result"]["change"]["knobs"] == c["change"]["knobs"] for e in runs)
         assert all(e["champion_metric"] == base["metric"] or e["outcome"] == "discard" for e in runs)

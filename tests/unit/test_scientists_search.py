@@ -113,10 +113,23 @@ def _quadratic_log(n: int, seed: int = 0) -> list:  # type: ignore[type-arg]
     return out
 
 
+def test_a_team_strays_to_another_axis_only_when_the_surrogate_expects_far_more_there() -> None:
+    # lr and width are measured all over their bowl; the activation never was, so the surrogate
+    # expects much more from switching it than from another lr/width move near the measured optimum.
+    log = _quadratic_log(24)
+    v = view(TASK, log, champ=champion(TASK, metric=0.05, lr=3e-2, width=128))
+    own = team(axes=("lr", "width"))
+    d = SCI.propose(v, team=own, author="experimenter-1", recalled=[], n=1).proposals[0]
+    assert d.axis not in ("lr", "width") and set(d.knobs) - {"lr", "width"}
+    stays = SearchScientist(stray_factor=math.inf).propose(v, team=own, author="experimenter-1", recalled=[], n=1).proposals[0]
+    assert set(stays.knobs) <= {"lr", "width"}
+
+
 def test_the_surrogate_steers_proposals_toward_the_measured_optimum() -> None:
     log = _quadratic_log(12)
     v = view(TASK, log, champ=champion(TASK, metric=2.0, lr=1e-3, width=32))
-    d = SCI.propose(v, team=team(axes=("lr", "width")), author="experimenter-1", recalled=[], n=1).proposals[0]
+    own_axes_only = SearchScientist(stray_factor=math.inf)
+    d = own_axes_only.propose(v, team=team(axes=("lr", "width")), author="experimenter-1", recalled=[], n=1).proposals[0]
     # From lr=1e-3, width=32 the bowl's bottom is up in both: the chosen move goes that way.
     moved = {k: v for k, v in d.knobs.items()}
     assert (moved.get("lr", 1e-3) > 1e-3) or (moved.get("width", 32) > 32)

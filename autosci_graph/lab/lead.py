@@ -1,0 +1,110 @@
+"""The lead: the lab's best open candidate, which every team builds on.
+
+Certifying every small step before building on it spends a noisy budget on seeds: a step worth
+2σ needs four or more seeds to clear a bar sized for a low false-promotion rate, and meanwhile
+every team waits on the champion. Instead the lab keeps a *lead*: its best open candidate (a
+change measured against the champion, verdict still open), as a single agent keeps its best run.
+Teams step from the lead, so steps that look good compound, across teams, and the lead's gain
+over the champion grows with each one until it clears the bar on few seeds. A seed goes to the
+lead only when one more could carry it over the bar, or when steps from it keep failing, which is
+how a lucky lead is caught: its fresh seed regresses and futility closes it.
+
+Promotion itself is unchanged (:func:`autosci_graph.lab.promotion.judge`): only a configuration's
+own seeds against the champion's can promote it, so the lead never lowers the bar, and the
+champion every report shows is always certified. Plain functions; ``share`` and the team branch
+call them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from autosci_graph.lab.changes import Stack, change_key, change_to_run, champion_key, has_code
+from autosci_graph.lab.promotion import PromotionRule, evidence, is_deterministic
+from autosci_graph.lab.stats import sigma_upper
+from autosci_graph.state import Candidate, Champion, Change, RunResult, Submission
+from autosci_graph.task import KnobValue, Metric, ResearchTask
+
+
+def candidate_of(sub: Submission) -> str:
+    """The candidate a submission measures: a confirmation names it, an exploration is it."""
+    return sub.candidate_of or sub.experiment_id
+
+
+def candidate_runs(task: ResearchTask, cand: Candidate, results: Iterable[RunResult],
+                   subs: Mapping[str, Submission]) -> list[RunResult]:
+    """The candidate's successful runs of its own change, one per seed it ran."""
+    key = change_key(task, cand.change)
+    return [r for r in results
+            if r.ok and r.experiment_id in subs and candidate_of(subs[r.experiment_id]) == cand.candidate_id
+            and change_key(task, r.change) == key]
+
+
+def mean_metric(runs: Sequence[RunResult]) -> float:
+    return sum(float(r.metric) for r in runs if r.metric is not None) / len(runs)
+
+
+def lead_of(task: ResearchTask, candidates: Iterable[Candidate], champion: Champion,
+            runs: Callable[[Candidate], list[RunResult]], *, exclude: str | None = None) -> Candidate | None:
+    """The lead: the best open candidate measured on the current champion (ties go to the
+    earlier id, so the choice is a function of the results alone)."""
+    current = champion_key(task, champion)
+    best: tuple[float, str, Candidate] | None = None
+    for c in candidates:
+        if c.status != "open" or c.candidate_id == exclude or champion_key(task, c.base) != current:
+            continue
+        measured = runs(c)
+        if not measured:
+            continue
+        score = -task.metric.gain(mean_metric(measured), 0.0)  # lower is better, whatever the direction
+        if best is None or (score, c.candidate_id) < best[:2]:
+            best = (score, c.candidate_id, c)
+    return best[2] if best else None
+
+
+def as_base(lead: Candidate, runs: Sequence[RunResult]) -> Champion:
+    """The lead as the champion teams build on (its configuration, code and measured seeds)."""
+    by_seed = {str(r.seed): float(r.metric) for r in runs if r.metric is not None}
+    return Champion(experiment_id=lead.candidate_id, config=dict(lead.change.knobs), diff=lead.change.diff,
+                    metric=sum(by_seed.values()) / len(by_seed), seeds=[int(s) for s in by_seed], metrics_by_seed=by_seed,
+                    description=f"the lab's lead, not yet promoted: {lead.proposal.rationale or lead.change.description}")
+
+
+def direction(cand: Candidate) -> tuple[dict[str, KnobValue], list[str]]:
+    """Everything the candidate changes from the champion it is measured against: knob overrides
+    and the code increments along the leads it stepped from."""
+    knobs = {k: v for k, v in cand.change.knobs.items() if cand.base.config.get(k) != v}
+    increments = list(cand.increments) or ([cand.proposal.change.diff or ""] if has_code(cand.proposal.change) else [])
+    return knobs, increments
+
+
+def apply_direction(champion: Champion, knobs: Mapping[str, KnobValue], increments: Sequence[str], *,
+                    stack: Stack | None, description: str = "") -> Change:
+    """``champion`` with the overrides and each code increment applied in order (raises
+    :class:`~autosci_graph.lab.changes.StackingError` when one no longer applies)."""
+    change = change_to_run(champion, Change(knobs=dict(knobs)), stack=stack, description=description)
+    for inc in increments:
+        step = Champion(experiment_id=None, config=dict(change.knobs), diff=change.diff)
+        change = change_to_run(step, Change(diff=inc), stack=stack, description=description)
+    return change
+
+
+def worth_a_seed(metric: Metric, champion: Sequence[float], values: Sequence[float], sigma: float | None, dof: int,
+                 rule: PromotionRule, failed_steps: int) -> bool:
+    """Whether the lead's next seed should run now: one more seed at its current mean would clear
+    the bar, or steps from it keep failing (a lucky lead shows itself on a fresh seed)."""
+    if sigma is None:
+        return True  # the noise is not measured yet: a seed measures it
+    if is_deterministic(sigma, dof):
+        return False  # one run decided
+    if failed_steps >= rule.recheck_after_failed_steps:
+        return True
+    ev = evidence(metric, champion, values, sigma, dof, rule)
+    if ev.gain <= 0 or ev.se is None:
+        return False
+    # With its seed the lead also adds a degree of freedom to the noise estimate: on few repeats
+    # that alone can shrink σ's upper bound severalfold, so it counts in the projection.
+    n = len(values) + 1
+    projected = ev.gain / (sigma_upper(sigma, dof + 1) * math.sqrt(1.0 / n + 1.0 / max(len(champion), n)))
+    return projected > rule.bar_sigmas
