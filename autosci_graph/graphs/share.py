@@ -369,7 +369,7 @@ def _rebase_open(s: _Share, old: Champion) -> None:
     champion (those with a run in flight are rebased when it returns, its result as evidence)."""
     busy = {candidate_of(s.subs[i]) for i in s.in_flight_ids()}
     # A lead with a step in flight waits for it: the better of the two is rebased (_judge_stale).
-    busy |= {s.candidates[c].parent for c in busy if c in s.candidates and s.candidates[c].parent}
+    busy |= {p for c in busy if c in s.candidates and (p := s.candidates[c].parent) is not None}
     for cand in list(s.candidates.values()):
         if cand.status != "open" or cand.candidate_id in busy:
             continue

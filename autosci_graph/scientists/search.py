@@ -183,8 +183,8 @@ class SearchScientist(Scientist):
         if mine and elsewhere and surrogate is not None and math.isfinite(self.stray_factor):
             # A team keeps to its axes unless the surrogate expects far more elsewhere: a team
             # whose axes turned out irrelevant would otherwise spend its share of the budget there.
-            ei = self._scores(view, mine + elsewhere, surrogate, rng)
-            if max(ei[len(mine):]) > self.stray_factor * max(ei[: len(mine)]):
+            scored = self._scores(view, mine + elsewhere, surrogate, rng)
+            if max(scored[len(mine):]) > self.stray_factor * max(scored[: len(mine)]):
                 drafts = mine + elsewhere
         if not drafts and not code:
             return ProposeReply(proposals=[])
