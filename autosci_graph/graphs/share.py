@@ -187,13 +187,8 @@ def _judge_candidate_run(s: _Share, sub: Submission, result: RunResult) -> None:
     values = [float(r.metric) for r in runs if r.metric is not None]
     sigma, dof = s.sigma(result, sub)
     if champion_key(task, cand.base) != champion_key(task, s.champion):
-        parent = s.candidates.get(cand.parent or "")
-        if parent is None or change_key(task, parent.change) != champion_key(task, s.champion):
-            _judge_stale(s, cand, sub, result, values, sigma, dof, team)
-            return
-        # The lead it stepped from was promoted meanwhile: it ran on the new champion after all.
-        cand = cand.model_copy(update={"base": s.champion, "parent": None})
-        s.set_candidate(cand)
+        _judge_stale(s, cand, sub, result, values, sigma, dof, team)
+        return
     champ_values = list(s.champion.metrics_by_seed.values())
     j = judge(task.metric, champ_values, values, sigma, dof, rule, screened=cand.rebased_from is not None,
               prior_gains=_prior_gains(s, cand))
@@ -208,6 +203,7 @@ def _judge_candidate_run(s: _Share, sub: Submission, result: RunResult) -> None:
         s.event("promotion", experiment_id=cand.candidate_id, team=sub.proposal.team, metric=s.champion.metric,
                 previous=before, reason=j.reason)
         _close(s, entry, team, sub)
+        _adopt_steps(s, cand)
         _rebase_open(s, old)
         return
     lead = s.lead(exclude=cand.candidate_id)
@@ -225,9 +221,8 @@ def _judge_candidate_run(s: _Share, sub: Submission, result: RunResult) -> None:
         leads = j.verdict != "reject" and (lead is None or over_lead > 0)
     if not leads:
         moved_on = lead is not None and lead.candidate_id != cand.parent and sub.kind == "explore" and own_gain > 0
-        why = j.reason if j.verdict == "reject" and not moved_on else (
-            f"{j.reason}; {own_gain:+.4g} on what it built on, but no better than the lab's lead "
-            f"{lead.candidate_id} ({over_lead:+.4g})" if lead is not None else f"{j.reason}; no better than the champion")
+        why = f"{j.reason}; {own_gain:+.4g} on what it built on" + (
+            f", {over_lead:+.4g} on the lab's lead {lead.candidate_id}" if lead is not None else "")
         entry = s.log(result, sub, "discard", why, gain=own_gain, champion_metric=built_on)
         s.set_candidate(cand.model_copy(update={"status": "rejected", "note": entry.note}))
         _close(s, entry, team, sub)
@@ -244,6 +239,14 @@ def _judge_candidate_run(s: _Share, sub: Submission, result: RunResult) -> None:
     s.event("near_miss", experiment_id=result.experiment_id, team=sub.proposal.team, gain=j.evidence.gain, reason=j.reason)
     _remember(s, entry, team)
     _maybe_seed(s, cand)
+
+
+def _adopt_steps(s: _Share, promoted: Candidate) -> None:
+    """Steps taken from a lead that has just been promoted ran on the new champion: they are
+    steps from the champion now, judged against it when they return, not rebased."""
+    for c in list(s.candidates.values()):
+        if c.status == "open" and c.parent == promoted.candidate_id:
+            s.set_candidate(c.model_copy(update={"base": s.champion, "parent": None}))
 
 
 def _carry_to_lead(s: _Share, step: Candidate, parent: Candidate | None, lead: Candidate) -> None:
@@ -293,13 +296,15 @@ def _judge_stale(s: _Share, cand: Candidate, sub: Submission, result: RunResult,
     if parent is not None and (parent.status != "open" or champion_key(s.ctx.task, parent.base) != champion_key(s.ctx.task, cand.base)):
         parent = None
     if parent is not None and s.runs_of(parent):
-        step_gain = metric.gain(sum(values) / len(values), s.mean_of(parent))
+        parent_mean = s.mean_of(parent)
+        step_gain = metric.gain(sum(values) / len(values), parent_mean)
         if step_gain <= 0:
             note = f"no better than the lead it stepped from, {parent.candidate_id} ({step_gain:+.4g}); the champion moved meanwhile"
-            entry = s.log(result, sub, "discard", note, gain=step_gain, champion_metric=s.mean_of(parent))
+            entry = s.log(result, sub, "discard", note, gain=step_gain, champion_metric=parent_mean)
             s.set_candidate(cand.model_copy(update={"status": "rejected", "note": note}))
             _close(s, entry, team, sub)
-            _rebase(s, parent, metric.gain(s.mean_of(parent), parent.base.metric or s.mean_of(parent)), parent.base)
+            prior = None if parent.base.metric is None else metric.gain(parent_mean, parent.base.metric)
+            _rebase(s, parent, prior, parent.base)
             return
         s.set_candidate(parent.model_copy(update={"status": "superseded", "note": f"{cand.candidate_id} measured better"}))
     base = list(cand.base.metrics_by_seed.values()) or [cand.base.metric if cand.base.metric is not None else values[0]]

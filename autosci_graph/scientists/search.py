@@ -171,7 +171,7 @@ class SearchScientist(Scientist):
         axes = _axes(view)
         own = [a for a in team.hypothesis.axes if a in axes]
         theirs = {t.hypothesis.axes[0] for t in view.teams if t.status == "active" and t.team_id != team.team_id and t.hypothesis.axes}
-        # Other teams' primary axes are theirs to mine; stray there only when nothing else is left.
+        # Other teams' primary axes are theirs to mine: they come last among the axes a team may stray to.
         rest = [a for a in axes if a not in own and a not in theirs] + [a for a in axes if a not in own and a in theirs]
         surrogate = Surrogate.fit(task, view.experiments, view.champion, seed=view.seed, ideas=view.ideas)
         mine = self._knob_drafts(view, [a for a in own if a in task.knobs], rng, team, recalled, surrogate)
@@ -179,16 +179,18 @@ class SearchScientist(Scientist):
         code = [d for d in self._idea_drafts(view, [a for a in own if a not in task.knobs])
                 if not self._rule_blocked(view, d, team, recalled)]
         elsewhere = self._knob_drafts(view, [a for a in rest if a in task.knobs], rng, team, recalled, surrogate)
+        if not (mine or code or elsewhere):
+            return ProposeReply(proposals=[])
+        # Scored once, the team's own moves first: a prefix of the list is what it runs from.
+        pool = mine + elsewhere if mine else ([] if code else elsewhere)
+        scores = self._scores(view, pool, surrogate, rng) if pool else []
         drafts = mine if (mine or code) else elsewhere
-        if mine and elsewhere and surrogate is not None and math.isfinite(self.stray_factor):
+        if mine and elsewhere and surrogate is not None and math.isfinite(self.stray_factor) \
+                and max(scores[len(mine):]) > self.stray_factor * max(scores[: len(mine)]):
             # A team keeps to its axes unless the surrogate expects far more elsewhere: a team
             # whose axes turned out irrelevant would otherwise spend its share of the budget there.
-            scored = self._scores(view, mine + elsewhere, surrogate, rng)
-            if max(scored[len(mine):]) > self.stray_factor * max(scored[: len(mine)]):
-                drafts = mine + elsewhere
-        if not drafts and not code:
-            return ProposeReply(proposals=[])
-        scores = self._scores(view, drafts, surrogate, rng)
+            drafts = mine + elsewhere
+        scores = scores[: len(drafts)]
         # A revision after rejections moves down the ranking instead of proposing the same again.
         skip = len(view.feedback)
         order = [drafts[i] for i in sorted(range(len(drafts)), key=lambda i: -scores[i])]

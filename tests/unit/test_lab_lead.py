@@ -1,0 +1,89 @@
+"""The lab's lead (autosci_graph/lab/lead.py): teams build on the best open candidate, and a seed
+goes to it only when one could promote it or its steps keep failing."""
+
+from __future__ import annotations
+
+from lab_helpers import make_synth_task, run_lab, synth_loss
+
+from autosci_graph.graphs.context import LabSettings
+from autosci_graph.lab.candidates import rebased_change
+from autosci_graph.lab.lead import apply_direction, direction, lead_of, worth_a_seed
+from autosci_graph.lab.promotion import PromotionRule
+from autosci_graph.scientists.search import SearchScientist
+from autosci_graph.state import Candidate, Champion, Change, Proposal, RunResult
+
+TASK = make_synth_task()
+DEFAULT = TASK.default_config()
+CHAMP = Champion(experiment_id=None, config=dict(DEFAULT), metric=2.0, seeds=[0, 1], metrics_by_seed={"0": 2.0, "1": 2.0})
+RULE = PromotionRule()
+METRIC = TASK.metric
+
+
+def cand(cid: str, knobs: dict, *, base: Champion = CHAMP, status: str = "open", proposal_knobs: dict | None = None,
+         increments: list[str] | None = None) -> Candidate:
+    p = Proposal(proposal_id=cid, author="experimenter-1", team="t1", axis=next(iter(proposal_knobs or knobs)), direction="set",
+                 change=Change(knobs=proposal_knobs or knobs))
+    return Candidate(candidate_id=cid, proposal=p, change=Change(knobs={**base.config, **knobs}), base=base,
+                     status=status, increments=increments or [])  # type: ignore[arg-type]
+
+
+def runs(metric: float, *seeds: int) -> list[RunResult]:
+    return [RunResult(experiment_id=f"r{s}", status="ok", change=Change(), seed=s, metric_name="loss", metric=metric) for s in seeds]
+
+
+def test_a_seed_goes_to_the_lead_only_when_one_more_could_carry_it_over_the_bar() -> None:
+    # σ = 0.1 on 5 degrees of freedom: a gain of 1.0 on one seed projects far over the bar ...
+    assert worth_a_seed(METRIC, [2.0, 2.0], [1.0], 0.1, 5, RULE, failed_steps=0)
+    # ... a gain of 0.1 does not, so teams step on from it instead of confirming it ...
+    assert not worth_a_seed(METRIC, [2.0, 2.0], [1.9], 0.1, 5, RULE, failed_steps=0)
+    # ... unless steps from it keep failing: a lucky lead shows itself on a fresh seed.
+    assert worth_a_seed(METRIC, [2.0, 2.0], [1.9], 0.1, 5, RULE, failed_steps=RULE.recheck_after_failed_steps)
+    # No noise measured yet: a seed measures it. Identical repeats: one run already decided.
+    assert worth_a_seed(METRIC, [2.0], [1.9], None, 0, RULE, failed_steps=0)
+    assert not worth_a_seed(METRIC, [2.0, 2.0], [1.0], 0.0, 3, RULE, failed_steps=5)
+
+
+def test_the_seed_counts_the_degree_of_freedom_it_adds_to_the_noise_estimate() -> None:
+    # One degree of freedom puts σ's upper bound at ×8 (a gain of 1.2 would project to z = 1.5);
+    # the seed's own degree of freedom brings it to ×3 (z = 3.9), over the bar.
+    assert worth_a_seed(METRIC, [2.0, 2.0], [0.8], 0.1, 1, RULE, failed_steps=0)
+
+
+def test_the_lead_is_the_best_open_candidate_measured_on_the_current_champion() -> None:
+    moved = CHAMP.model_copy(update={"experiment_id": "e9", "config": {**DEFAULT, "lr": 0.004}})
+    cands = [cand("a", {"lr": 0.002}), cand("b", {"width": 64}), cand("c", {"act": "relu"}, status="rejected"),
+             cand("d", {"dropout": 0.2}, base=moved), cand("e", {"act": "gelu"})]
+    measured = {"a": runs(1.8, 0), "b": runs(1.6, 0), "c": runs(1.0, 0), "d": runs(1.0, 0), "e": []}
+    lead = lead_of(TASK, cands, CHAMP, lambda c: measured[c.candidate_id])
+    assert lead is not None and lead.candidate_id == "b"  # c is closed, d is on another champion, e has no run
+    assert lead_of(TASK, cands, CHAMP, lambda c: measured[c.candidate_id], exclude="b").candidate_id == "a"  # type: ignore[union-attr]
+    tie = {**measured, "a": runs(1.6, 0)}
+    assert lead_of(TASK, cands, CHAMP, lambda c: tie[c.candidate_id]).candidate_id == "a"  # type: ignore[union-attr]
+
+
+def test_a_step_from_the_lead_rebases_with_the_whole_direction_and_its_code_in_order() -> None:
+    # Stepped from a lead that moved lr; its own proposal only moved width.
+    c = cand("s", {"lr": 0.002, "width": 64}, proposal_knobs={"width": 64}, increments=["A", "B"])
+    knobs, increments = direction(c)
+    assert knobs == {"lr": 0.002, "width": 64} and increments == ["A", "B"]
+    new = CHAMP.model_copy(update={"experiment_id": "e9", "config": {**DEFAULT, "act": "gelu"}, "diff": "X"})
+    change = apply_direction(new, knobs, increments, stack=lambda diff, inc: (diff or "") + inc)
+    assert change.knobs == {**new.config, "lr": 0.002, "width": 64} and change.diff == "XAB"
+    rebased, why = rebased_change(TASK, c, CHAMP, new, stack=lambda diff, inc: (diff or "") + inc)
+    assert rebased is not None and rebased.knobs["lr"] == 0.002 and rebased.diff == "XAB", why
+
+
+def test_teams_step_from_the_lead_and_a_lead_built_over_several_steps_is_promoted() -> None:
+    settings = LabSettings(n_teams=3, max_experiments=40, stop_after_no_keep=None, seed=0)
+    final, _ = run_lab(TASK, synth_loss(), SearchScientist(), settings, slots=2, synchronous=True)
+    cands = {c["candidate_id"]: Candidate.model_validate(c) for c in final["candidates"]}
+    stepped = [c for c in cands.values() if c.parent and not c.rebased_from and "-on-" not in c.candidate_id]
+    assert stepped, "no team stepped from the lead"
+    for c in stepped:
+        # A step's change is the lead it stepped from with the step's own knobs applied.
+        assert c.change.knobs == {**cands[c.parent].change.knobs, **c.proposal.change.knobs}  # type: ignore[index]
+    promoted = [c for c in cands.values() if c.status == "promoted"]
+    assert any(c.parent for c in promoted), "no promotion of a step taken from an unpromoted lead"
+    # Every champion the lab reported was certified: promoted by the rule, never by lead-ness.
+    notes = [e["note"] for e in final["log"] if e["outcome"] == "keep" and e["kind"] != "baseline"]
+    assert notes and all("clears the" in n or "one run decides" in n for n in notes)
