@@ -163,7 +163,9 @@ def _check_code(ctx: LabContext, p: Proposal, champion: Champion) -> Review | No
     except StackingError as exc:
         return Review(proposal_id=p.proposal_id, reviewer="precheck", approve=False, rule="patch_does_not_apply",
                       reason=f"The code change does not apply to the champion's files: {exc}")
-    problem = precheck(ctx.task, change, data_dir=getattr(ctx.executor, "data_dir", None))
+    # The smoke command is contained as the executor contains runs (``--sandbox none`` included).
+    problem = precheck(ctx.task, change, data_dir=getattr(ctx.executor, "data_dir", None),
+                       sandbox=getattr(ctx.executor, "sandbox", None))
     if problem is None:
         return None
     return Review(proposal_id=p.proposal_id, reviewer="precheck", approve=False, rule="patch_check_failed",

@@ -122,6 +122,12 @@ def process_cap_enforced() -> bool:
     return _pids_parent() is not None or os.getuid() != 0
 
 
+@functools.lru_cache(maxsize=1)
+def _warn_uncapped(processes: int) -> None:
+    """Said once per process, not once per run."""
+    log.warning("running as root without a writable pids cgroup: the process cap of %d is not enforced", processes)
+
+
 class RunLimits:
     """The caps of one run while it runs: ``preexec`` in the child, ``close`` when it is over."""
 
@@ -140,10 +146,10 @@ class RunLimits:
                     self._cgroup = group
                 except OSError as exc:
                     log.info("no pids cgroup for run %s (%s); using RLIMIT_NPROC", run_id, exc)
-            if self._cgroup is None:
+            if self._cgroup is None and os.getuid() == 0:
+                _warn_uncapped(limits.processes)  # root ignores RLIMIT_NPROC: no need to count its tasks
+            elif self._cgroup is None:
                 self._nproc = _user_tasks(os.getuid()) + limits.processes
-                if os.getuid() == 0:
-                    log.warning("running as root without a writable pids cgroup: the process cap of %d is not enforced", limits.processes)
 
     def preexec(self) -> Callable[[], None]:
         """The function the child runs before ``exec``: join the cgroup, set the rlimits.
