@@ -11,6 +11,7 @@ matter (irrelevant knobs get long length scales); a white-noise term absorbs see
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Mapping, Sequence
@@ -68,6 +69,23 @@ def encode(task: ResearchTask, config: Mapping[str, KnobValue], diff: str | None
     return row
 
 
+@functools.lru_cache(maxsize=16)
+def _fitted(xs: tuple[tuple[float, ...], ...], ys: tuple[float, ...], seed: int) -> object:
+    """The Gaussian process fitted to these points. A pure function of its data and seed, so a
+    turn's proposer and critics, which read the same results, share one fit instead of three."""
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+
+    dims = len(xs[0])
+    kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern(length_scale=[0.5] * dims, length_scale_bounds=(0.05, 20.0), nu=2.5) \
+        + WhiteKernel(noise_level=1e-2, noise_level_bounds=(1e-8, 1.0))
+    model = GaussianProcessRegressor(kernel=kernel, normalize_y=True, n_restarts_optimizer=1, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence chatter on tiny data sets
+        model.fit(np.asarray(xs), np.asarray(ys))
+    return model
+
+
 @dataclass
 class Surrogate:
     """A fitted surrogate: predicted gain (vs the champion) and its uncertainty per configuration."""
@@ -100,16 +118,7 @@ class Surrogate:
         xs = [encode(task, {**task.default_config(), **c.knobs}, c.diff, markers) for c, _ in ok] + \
              [encode(task, {**task.default_config(), **c.knobs}, c.diff, markers) for c in failed]
         ys = [sign * m for _, m in ok] + [worst - 0.5 * max(spread, 1e-9)] * len(failed)
-        from sklearn.gaussian_process import GaussianProcessRegressor
-        from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
-
-        dims = len(xs[0])
-        kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern(length_scale=[0.5] * dims, length_scale_bounds=(0.05, 20.0), nu=2.5) \
-            + WhiteKernel(noise_level=1e-2, noise_level_bounds=(1e-8, 1.0))
-        model = GaussianProcessRegressor(kernel=kernel, normalize_y=True, n_restarts_optimizer=1, random_state=seed)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # convergence chatter on tiny data sets
-            model.fit(np.asarray(xs), np.asarray(ys))
+        model = _fitted(tuple(map(tuple, xs)), tuple(ys), seed)
         at_champion = model.predict(np.asarray([encode(task, {**task.default_config(), **champion.config}, champion.diff, markers)]))
         return cls(task=task, model=model, baseline=sign * champion_metric, incumbent=float(at_champion[0]), markers=markers)
 
