@@ -16,6 +16,7 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +71,7 @@ def encode(task: ResearchTask, config: Mapping[str, KnobValue], diff: str | None
 
 
 @functools.lru_cache(maxsize=16)
-def _fitted(xs: tuple[tuple[float, ...], ...], ys: tuple[float, ...], seed: int) -> object:
+def _fitted(xs: tuple[tuple[float, ...], ...], ys: tuple[float, ...], seed: int) -> Any:
     """The Gaussian process fitted to these points. A pure function of its data and seed, so a
     turn's proposer and critics, which read the same results, share one fit instead of three."""
     from sklearn.gaussian_process import GaussianProcessRegressor
