@@ -37,7 +37,8 @@ from autosci_graph.state import Change, ExperimentEntry, RunRequest
 from autosci_graph.task import ResearchTask, load_task
 from autosci_graph.tools.local import LocalExecutor
 from bench._report import markdown_table, write_section
-from bench.bench_lab import _champion_path, _invoke, _repeated_failures
+from bench._scoring import champion_path, invoke
+from bench.bench_lab import _repeated_failures
 
 ROOT = Path(__file__).resolve().parents[1]
 PLOTS = Path(__file__).resolve().parent / "plots"
@@ -102,7 +103,7 @@ def run_system(mode: str, task: ResearchTask, seed: int, budget: int, tag: str) 
                          settings=LabSettings(n_teams=2, max_experiments=budget, stop_after_no_keep=None))
         t = time.time()
         try:
-            out = _invoke(mode, ctx, f"{tag}-{mode}-{seed}")
+            out = invoke(mode, ctx, f"{tag}-{mode}-{seed}")
         finally:
             ex.close()
         wall = time.time() - t
@@ -111,7 +112,7 @@ def run_system(mode: str, task: ResearchTask, seed: int, budget: int, tag: str) 
     # The champion's measured metric after each experiment: the next entry's "before", then the end.
     path = [log[i + 1].champion_metric if i + 1 < len(log) else final for i in range(len(log))]
     path = [float("nan") if v is None else float(v) for v in path]
-    configs = _champion_path(log, task.default_config())
+    configs = champion_path(log, task.default_config())
     chain = [task.default_config()] + [c for p, c in zip([task.default_config()] + configs, configs) if c != p]
     return {"system": mode, "seed": seed, "experiments": len(log), "path": path, "best": final,
             "chain": chain, "final_config": (out.get("champion") or {}).get("config") or chain[-1],
