@@ -29,7 +29,7 @@ from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.graphs.teams import update_counters
 from autosci_graph.lab.changes import StackingError
 from autosci_graph.lab.lead import (
-    apply_direction, as_base, candidate_of, candidate_runs, direction, lead_of, mean_metric, worth_a_seed,
+    apply_direction, as_base, candidate_of, candidate_runs, direction, lead_of, mean_metric, shared_ancestor, worth_a_seed,
 )
 from autosci_graph.lab.candidates import next_seed, rebased_change
 from autosci_graph.lab.changes import champion_change, champion_key, change_key
@@ -253,9 +253,7 @@ def _carry_to_lead(s: _Share, step: Candidate, parent: Candidate | None, lead: C
     """A step that improved on what it built on, while another team's step became the lead:
     its own move (knobs and code increment) is re-applied on the lead and measured there."""
     task = s.ctx.task
-    start = parent.change.knobs if parent is not None else step.base.config
-    knobs = {k: v for k, v in step.change.knobs.items() if start.get(k) != v}
-    own_code = step.increments[len(parent.increments):] if parent is not None else step.increments
+    knobs, own_code = direction(step, parent)
     base = as_base(lead, s.runs_of(lead))
     try:
         change = apply_direction(base, knobs, own_code, stack=s.ctx.stack, description=step.proposal.change.description)
@@ -386,7 +384,13 @@ def _rebase_open(s: _Share, old: Champion) -> None:
 def _rebase(s: _Share, cand: Candidate, prior_gain: float | None, old: Champion) -> str | None:
     """Re-express ``cand`` on the current champion and submit its first run there; the old
     candidate is closed as rebased (or moot). Returns the new candidate's id."""
-    change, why = rebased_change(s.ctx.task, cand, old, s.champion, s.ctx.stack)
+    since = shared_ancestor(cand, s.candidates.get(s.champion.experiment_id or ""), s.candidates)
+    change, why = rebased_change(s.ctx.task, cand, old, s.champion, s.ctx.stack, since=since)
+    if since is not None:
+        # Its evidence is what it added to the shared ancestor: the ancestor's own gain is in the
+        # new champion already and must not count twice.
+        mine, theirs = s.runs_of(cand), s.runs_of(since)
+        prior_gain = s.ctx.task.metric.gain(mean_metric(mine), mean_metric(theirs)) if mine and theirs else None
     if change is not None and any(change_key(s.ctx.task, x.change) == change_key(s.ctx.task, change) for x in s.subs.values()):
         change, why = None, "moot: its rebased change was already run"
     if change is None or not s.can_start():
@@ -395,7 +399,7 @@ def _rebase(s: _Share, cand: Candidate, prior_gain: float | None, old: Champion)
     root = cand.rebased_from or cand.candidate_id
     new_id = f"{root}-rb{sum(1 for c in s.candidates.values() if (c.rebased_from or '') == root) + 1}"
     new = Candidate(candidate_id=new_id, proposal=cand.proposal, change=change, base=s.champion, rebased_from=root,
-                    prior_gain=prior_gain, note=why, increments=direction(cand)[1])
+                    prior_gain=prior_gain, note=why, increments=direction(cand, since)[1])
     s.set_candidate(new)
     s.set_candidate(cand.model_copy(update={"status": "rebased", "note": f"{why} as {new_id}"}))
     seed = s.champion.seeds[0] if s.champion.seeds else (s.ctx.task.seeds[0] if s.ctx.task.seeds else 0)

@@ -17,10 +17,12 @@ from autosci_graph.task import ResearchTask
 
 
 def rebased_change(task: ResearchTask, candidate: Candidate, old: Champion, new: Champion,
-                   stack: Stack | None = None) -> tuple[Change | None, str]:
-    """The candidate's direction on the new champion, or ``None`` and why it is moot."""
-    knobs, increments = direction(candidate)
-    moved = changed_axes(old.config, new.config)
+                   stack: Stack | None = None, since: Candidate | None = None) -> tuple[Change | None, str]:
+    """The candidate's direction on the new champion, or ``None`` and why it is moot. ``since``:
+    an ancestor lead the new champion also descends from; the direction then starts there, and
+    the new champion's moves are counted from there too (the ancestor's are shared, not rival)."""
+    knobs, increments = direction(candidate, since)
+    moved = changed_axes(since.change.knobs if since is not None else old.config, new.config)
     overlap = sorted(moved & set(knobs))
     if overlap:
         return None, f"moot: the new champion moved {', '.join(overlap)} itself"

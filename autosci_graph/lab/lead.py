@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from autosci_graph.lab.changes import Stack, change_key, change_to_run, champion_key, has_code
 from autosci_graph.lab.promotion import PromotionRule, evidence, is_deterministic
-from autosci_graph.lab.stats import sigma_upper
 from autosci_graph.state import Candidate, Champion, Change, RunResult, Submission
 from autosci_graph.task import KnobValue, Metric, ResearchTask
 
@@ -71,12 +70,33 @@ def as_base(lead: Candidate, runs: Sequence[RunResult]) -> Champion:
                     description=f"the lab's lead, not yet promoted: {lead.proposal.rationale or lead.change.description}")
 
 
-def direction(cand: Candidate) -> tuple[dict[str, KnobValue], list[str]]:
+def direction(cand: Candidate, since: Candidate | None = None) -> tuple[dict[str, KnobValue], list[str]]:
     """Everything the candidate changes from the champion it is measured against: knob overrides
-    and the code increments along the leads it stepped from."""
-    knobs = {k: v for k, v in cand.change.knobs.items() if cand.base.config.get(k) != v}
+    and the code increments along the leads it stepped from. ``since``: one of its ancestors that
+    the new base already contains (a lead both it and the new champion stepped from); then only
+    the steps taken after that ancestor count, since the ancestor's own are in the base already."""
+    reference = since.change.knobs if since is not None else cand.base.config
+    knobs = {k: v for k, v in cand.change.knobs.items() if reference.get(k) != v}
     increments = list(cand.increments) or ([cand.proposal.change.diff or ""] if has_code(cand.proposal.change) else [])
+    if since is not None and increments[: len(since.increments)] == list(since.increments):
+        increments = increments[len(since.increments):]
     return knobs, increments
+
+
+def ancestors(cand: Candidate | None, candidates: Mapping[str, Candidate]) -> list[Candidate]:
+    """``cand`` and the leads it stepped from, nearest first."""
+    chain: list[Candidate] = []
+    while cand is not None and cand.candidate_id not in {c.candidate_id for c in chain}:
+        chain.append(cand)
+        cand = candidates.get(cand.parent) if cand.parent else None
+    return chain
+
+
+def shared_ancestor(cand: Candidate, promoted: Candidate | None, candidates: Mapping[str, Candidate]) -> Candidate | None:
+    """The nearest lead that ``cand`` stepped from and that the promoted candidate contains (it
+    or one of its own ancestors): what the new champion and the candidate have in common."""
+    theirs = {c.candidate_id for c in ancestors(promoted, candidates)}
+    return next((c for c in ancestors(cand, candidates)[1:] if c.candidate_id in theirs), None)
 
 
 def apply_direction(champion: Champion, knobs: Mapping[str, KnobValue], increments: Sequence[str], *,
@@ -104,7 +124,7 @@ def worth_a_seed(metric: Metric, champion: Sequence[float], values: Sequence[flo
     if ev.gain <= 0 or ev.se is None:
         return False
     # With its seed the lead also adds a degree of freedom to the noise estimate: on few repeats
-    # that alone can shrink σ's upper bound severalfold, so it counts in the projection.
+    # that alone can lower the t bar severalfold, so it counts in the projection.
     n = len(values) + 1
-    projected = ev.gain / (sigma_upper(sigma, dof + 1) * math.sqrt(1.0 / n + 1.0 / max(len(champion), n)))
-    return projected > rule.bar_sigmas
+    projected = ev.gain / (sigma * math.sqrt(1.0 / n + 1.0 / max(len(champion), n)))
+    return projected > rule.bar(dof + 1)

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from autosci_graph.lab.stats import sigma_upper
+from autosci_graph.lab.stats import t_bar
 from autosci_graph.task import Metric
 
 Verdict = Literal["promote", "reject", "open"]
@@ -45,9 +45,10 @@ Verdict = Literal["promote", "reject", "open"]
 class PromotionRule:
     """Thresholds of the pooled-evidence test (``LabSettings.promotion``)."""
 
-    #: Promote when z (with σ at its 90% upper bound) clears this: about the Bonferroni bar for
-    #: 40 candidates at 5% (Φ⁻¹(1 − 0.05/40) = 3.23), measured on pure noise in bench/bench_efficacy.py.
-    bar_sigmas: float = 3.25
+    #: The bar in σ units were σ known exactly: about the Bonferroni bar for 40 candidates at 5%
+    #: (Φ⁻¹(1 − 0.05/40) = 3.02). With σ estimated on ``dof`` degrees of freedom, the bar is the
+    #: Student-t quantile at the same level (:meth:`bar`). Measured on pure noise in bench/bench_efficacy.py.
+    bar_sigmas: float = 3.0
     #: A first run whose z is at or below this is rejected at once (it did not beat the champion).
     drop_first_below: float = 0.0
     #: Seeds a candidate needs before it may promote, unless repeats are identical (σ = 0).
@@ -58,6 +59,10 @@ class PromotionRule:
     #: The lab's lead gets its next seed after this many steps from it measured no better
     #: (:mod:`autosci_graph.lab.lead`), even when one seed could not carry it over the bar.
     recheck_after_failed_steps: int = 2
+
+    def bar(self, dof: int) -> float:
+        """The bar a t statistic on ``dof`` degrees of freedom must clear."""
+        return t_bar(self.bar_sigmas, dof)
 
 
 def pooled_noise(groups: Iterable[Sequence[float]]) -> tuple[float | None, int]:
@@ -117,12 +122,11 @@ def evidence(metric: Metric, champion: Sequence[float], candidate: Sequence[floa
     gain = metric.gain(sum(candidate) / n, sum(champion) / m)
     if sigma is None:
         return Evidence(n, m, gain, None, 0.0, math.inf)
-    shape = math.sqrt(1.0 / n + 1.0 / m)
-    se = sigma_upper(sigma, dof) * shape
+    se = sigma * math.sqrt(1.0 / n + 1.0 / m)
     if se <= 0:
         z = math.inf if gain > 1e-12 * max(1.0, abs(sum(champion) / m)) else -math.inf
-        return Evidence(n, m, gain, se, z, rule.bar_sigmas, z)
-    return Evidence(n, m, gain, se, gain / se, rule.bar_sigmas, gain / (sigma * shape) if sigma > 0 else gain / se)
+        return Evidence(n, m, gain, se, z, rule.bar(dof), z)
+    return Evidence(n, m, gain, se, gain / se, rule.bar(dof), gain / se)
 
 
 def judge(metric: Metric, champion: Sequence[float], candidate: Sequence[float], sigma: float | None, dof: int,
@@ -165,6 +169,6 @@ def _with_prior(ev: Evidence, prior: list[float], sigma: float, dof: int) -> Evi
     """Evidence pooled over the runs on this champion and the rebased-from runs."""
     n = ev.n + len(prior)
     gain = (ev.gain * ev.n + sum(prior)) / n
-    shape = math.sqrt(1.0 / n + 1.0 / ev.m)
-    se = sigma_upper(sigma, dof) * shape
-    return Evidence(n, ev.m, gain, se, gain / se if se > 0 else ev.z, ev.bar, gain / (sigma * shape) if sigma > 0 else ev.z_point)
+    se = sigma * math.sqrt(1.0 / n + 1.0 / ev.m)
+    z = gain / se if se > 0 else ev.z
+    return Evidence(n, ev.m, gain, se, z, ev.bar, z)

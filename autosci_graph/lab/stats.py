@@ -1,7 +1,9 @@
-"""Small statistics the promotion rule needs, without SciPy: an upper confidence bound of σ."""
+"""Small statistics the promotion rule needs: Student-t bars for a σ estimated from few repeats,
+and an upper confidence bound of σ for the scientists' noise floor."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 
@@ -25,3 +27,16 @@ def sigma_upper(sigma: float, dof: int) -> float:
     if dof <= 0:
         return math.inf
     return sigma * math.sqrt(dof / max(chi2_lower10(dof), 1e-9))
+
+
+@functools.lru_cache(maxsize=1024)
+def t_bar(z_bar: float, dof: int) -> float:
+    """The bar for a t statistic with ``dof`` degrees of freedom at the same one-sided level as
+    ``z_bar`` for a known σ: ``t⁻¹(Φ(z_bar), dof)``. It is what makes a σ estimated from two or
+    three repeats safe: at the level of a 3σ bar it is 235 at one degree of freedom, 9.2 at three,
+    4.0 at ten and 3.1 at sixty."""
+    if dof <= 0:
+        return math.inf
+    from scipy.stats import norm, t
+
+    return float(t.ppf(norm.cdf(z_bar), dof))

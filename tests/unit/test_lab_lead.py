@@ -44,9 +44,11 @@ def test_a_seed_goes_to_the_lead_only_when_one_more_could_carry_it_over_the_bar(
 
 
 def test_the_seed_counts_the_degree_of_freedom_it_adds_to_the_noise_estimate() -> None:
-    # One degree of freedom puts σ's upper bound at ×8 (a gain of 1.2 would project to z = 1.5);
-    # the seed's own degree of freedom brings it to ×3 (z = 3.9), over the bar.
-    assert worth_a_seed(METRIC, [2.0, 2.0], [0.8], 0.1, 1, RULE, failed_steps=0)
+    # A gain of 20σ on two seeds projects to t = 20: short of the bar at one degree of freedom
+    # (235.8), over it at the two the seed brings (19.2).
+    assert RULE.bar(1) > 200 and RULE.bar(2) < 20
+    assert worth_a_seed(METRIC, [2.0, 2.0], [0.0], 0.1, 1, RULE, failed_steps=0)
+    assert not worth_a_seed(METRIC, [2.0, 2.0], [0.5], 0.1, 1, RULE, failed_steps=0)
 
 
 def test_the_lead_is_the_best_open_candidate_measured_on_the_current_champion() -> None:

@@ -26,10 +26,12 @@ def test_noise_is_pooled_over_every_repeated_configuration() -> None:
 def test_evidence_is_all_seeds_against_the_champion_mean() -> None:
     ev = evidence(LOSS, [1.0, 1.0, 1.0, 1.0], [0.9, 0.95], 0.1, 20, RULE)
     assert ev.gain == pytest.approx(0.075) and ev.n == 2 and ev.m == 4
-    # Promotion reads σ at its 90% upper bound; futility reads the point estimate.
-    assert ev.se == pytest.approx(sigma_upper(0.1, 20) * math.sqrt(1 / 2 + 1 / 4))
-    assert ev.z_point == pytest.approx(0.075 / (0.1 * math.sqrt(1 / 2 + 1 / 4)))
-    assert sigma_upper(0.1, 1) == pytest.approx(0.1 * math.sqrt(1 / 0.01579))  # ×8 on one degree of freedom
+    # A t statistic on the point estimate of σ; its bar is the Student-t quantile at the level
+    # of the known-σ bar, so a σ from few repeats raises the bar (t⁻¹(Φ(3), 20) = 3.42).
+    assert ev.se == pytest.approx(0.1 * math.sqrt(1 / 2 + 1 / 4))
+    assert ev.z == pytest.approx(0.075 / ev.se) and ev.bar == pytest.approx(3.42, abs=0.01)
+    assert RULE.bar(1) > 200 and RULE.bar(3) == pytest.approx(9.22, abs=0.01) and RULE.bar(60) == pytest.approx(3.13, abs=0.01)
+    assert sigma_upper(0.1, 1) == pytest.approx(0.1 * math.sqrt(1 / 0.01579))  # the scientists' floor: ×8 on one dof
     # scipy.stats.chi2.ppf(0.1, 40) = 29.051: the Wilson-Hilferty branch beyond the table
     assert sigma_upper(0.1, 40) == pytest.approx(0.1 * math.sqrt(40 / 29.051), rel=2e-3)
     assert evidence(ACC, [0.5, 0.5], [0.6], 0.1, 20, RULE).gain == pytest.approx(0.1)
