@@ -13,6 +13,7 @@ from rich.table import Table
 
 from autosci_graph.graphs.context import LabSettings
 from autosci_graph.graphs.state import Notebook
+from autosci_graph.reports.summary import TIMELINE_EVENTS, timeline_text
 from autosci_graph.task import ResearchTask
 
 
@@ -83,10 +84,13 @@ class LiveView:
         if mode == "values" and self._live is not None:
             self._live.update(render(chunk, self.task, self.settings))
         elif mode == "custom" and not self.interactive:
-            self.console.print(_event_line(chunk), highlight=False, markup=False)
+            line = _event_line(chunk)
+            if line is not None:
+                self.console.print(line, highlight=False, markup=False)
 
 
-def _event_line(ev: dict[str, Any]) -> str:
+def _event_line(ev: dict[str, Any]) -> str | None:
+    """The progress line for an event; ``None`` for an event with nothing to say."""
     kind = ev.get("type", "event")
     if kind == "experiment_finished":
         return f"[autosci] finished {ev.get('experiment_id')}: {ev.get('status')} metric={_fmt(ev.get('metric'))}"
@@ -94,7 +98,8 @@ def _event_line(ev: dict[str, Any]) -> str:
         return f"[autosci] new champion from {ev.get('team')}: {_fmt(ev.get('metric'))} ({ev.get('reason')})"
     if kind in ("team_formed", "team_falsified"):
         return f"[autosci] {kind.replace('_', ' ')} {ev.get('team')}: {ev.get('hypothesis')}"
-    return f"[autosci] {kind}: {ev.get('reason') or ev.get('metric') or ''}"
+    text = timeline_text(ev) if kind in TIMELINE_EVENTS else str(ev.get("reason") or ev.get("metric") or "")
+    return f"[autosci] {kind.replace('_', ' ')}: {text}" if text.strip() else None
 
 
 def is_tty() -> bool:

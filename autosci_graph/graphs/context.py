@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from langgraph.config import get_stream_writer
+
 from autosci_graph.errors import SettingsError
 from autosci_graph.lab.changes import Stack
 from autosci_graph.lab.promotion import PromotionRule
@@ -47,7 +49,10 @@ class LabSettings:
     #: How many times a rejected turn may be revised before the team passes.
     max_revisions: int = 2
     #: Seeds the default configuration runs on before teams start (also the first noise sample).
-    baseline_seeds: int = 2
+    #: Three give σ two degrees of freedom: the promotion bar is then 19σ instead of 236σ at one,
+    #: so the first large step of a run promotes at once instead of after two more seeds of it
+    #: (measured on 30 generated tasks: regret at 10 experiments 0.38 instead of 0.56).
+    baseline_seeds: int = 3
 
     # -- budgets (None = unlimited); no budget is ever exceeded -----------------------------
     max_experiments: int | None = 30
@@ -180,3 +185,12 @@ class LabContext:
                 return False
             self._claims.add(config_key)
             return True
+
+
+def emit(event: dict[str, Any]) -> None:
+    """Progress for callers streaming with ``stream_mode="custom"`` (a no-op otherwise): the
+    lab and the single agent report the same events, so both print the same live lines."""
+    try:
+        get_stream_writer()(event)
+    except RuntimeError:
+        pass  # called outside a graph run (unit tests of a node)

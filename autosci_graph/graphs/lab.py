@@ -20,13 +20,12 @@ import time
 import uuid
 from typing import Any, Literal
 
-from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Send
 
 from autosci_graph.graphs.budget import can_start, stop_reason
-from autosci_graph.graphs.context import DONE, LabContext
+from autosci_graph.graphs.context import DONE, LabContext, emit
 from autosci_graph.graphs.share import share
 from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.graphs.team import build_team_graph
@@ -37,14 +36,6 @@ from autosci_graph.lab.changes import champion_change
 from autosci_graph.lab.promotion import is_deterministic
 from autosci_graph.scientists.knowledge import noise_estimate
 from autosci_graph.state import Change, Champion, Proposal, RunRequest, RunResult, Submission, Team
-
-
-def _emit(event: dict[str, Any]) -> None:
-    """Progress for callers streaming with ``stream_mode="custom"`` (a no-op otherwise)."""
-    try:
-        get_stream_writer()(event)
-    except RuntimeError:
-        pass  # called outside a graph run (unit tests of a node)
 
 
 def _baseline(ctx: LabContext, state: LabState, run_id: str) -> list[Submission]:
@@ -85,7 +76,7 @@ def organize(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     reason = state.get("stop_reason") or stop_reason(ctx, state)
     if reason:
         if not state.get("stop_reason"):
-            _emit({"type": "stopping", "reason": reason})
+            emit({"type": "stopping", "reason": reason})
         update["stop_reason"] = reason
         return update
 
@@ -127,7 +118,7 @@ def organize(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     update["teams"] = [t.to_state() for t in teams]
     update["events"] = events
     for e in events:
-        _emit(e)
+        emit(e)
     return update
 
 
@@ -191,7 +182,7 @@ def collect(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     while not done:
         done = ctx.executor.wait(ids, timeout=ctx.poll_s)
     for r in done:
-        _emit({"type": "experiment_finished", "experiment_id": r.experiment_id, "status": r.status, "metric": r.metric})
+        emit({"type": "experiment_finished", "experiment_id": r.experiment_id, "status": r.status, "metric": r.metric})
     return {**update, "inbox": [r.to_state() for r in done]}
 
 

@@ -16,7 +16,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from autosci_graph.graphs.budget import stop_reason
-from autosci_graph.graphs.context import DONE, LabContext
+from autosci_graph.graphs.context import DONE, LabContext, emit
 from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.scientists.knowledge import change_key
 from autosci_graph.state import Change, Champion, ExperimentEntry, Hypothesis, Proposal, RunResult, Submission, Team
@@ -47,6 +47,7 @@ def start(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     proposal = Proposal(proposal_id=exp_id, author="baseline", team="", axis=None, direction=None, change=Change(), rationale="default configuration")
     sub = Submission(experiment_id=exp_id, proposal=proposal, seed=seed, kind="baseline", change=change)
     result = _run(ctx, sub)
+    emit({"type": "experiment_finished", "experiment_id": exp_id, "status": result.status, "metric": result.metric})
     entry = ExperimentEntry(index=0, result=result, proposal=proposal, outcome="keep" if result.ok else "crash", kind="baseline")
     champion = Champion(experiment_id=None, config=dict(change.knobs), metric=result.metric if result.ok else None,
                         seeds=[seed] if result.ok else [], metrics_by_seed={str(seed): result.metric} if result.ok and result.metric is not None else {})
@@ -73,6 +74,7 @@ def step(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
                         change=Change(knobs=d.knobs, diff=d.diff, description=d.rationale), rationale=d.rationale, bold=d.bold)
     sub = Submission(experiment_id=exp_id, proposal=proposal, seed=champion.seeds[0] if champion.seeds else 0, change=change)
     result = _run(ctx, sub)
+    emit({"type": "experiment_finished", "experiment_id": exp_id, "status": result.status, "metric": result.metric})
     better = result.ok and result.metric is not None and champion.metric is not None and ctx.task.metric.better(result.metric, champion.metric)
     gain = None if not result.ok or result.metric is None or champion.metric is None else ctx.task.metric.gain(result.metric, champion.metric)
     entry = ExperimentEntry(index=len(nb.log), result=result, proposal=proposal, gain=gain, champion_metric=champion.metric,
@@ -85,11 +87,14 @@ def step(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
                                       seeds=[sub.seed], metrics_by_seed={str(sub.seed): metric}, description=d.rationale).to_state()
         update["events"] = [{"type": "promotion", "experiment_id": exp_id, "team": "solo", "metric": result.metric,
                              "previous": champion.metric, "reason": "strictly better", "at": time.time()}]
+        emit(update["events"][0])
     return update
 
 
 def check(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     reason = stop_reason(runtime.context, state)
+    if reason:
+        emit({"type": "stopping", "reason": reason})
     return {"stop_reason": reason} if reason else {}
 
 

@@ -80,7 +80,7 @@ TIMELINE_EVENTS = ("team_formed", "team_falsified", "teams_merged", "regroup", "
 def timeline_text(ev: dict[str, Any]) -> str:
     """What a timeline event says, in words."""
     if ev.get("type") == "teams_merged":
-        return f"absorbed {ev.get('absorbed')}"
+        return f"absorbed {ev['absorbed']}" if ev.get("absorbed") else ""
     if ev.get("type") == "rebased":
         return f"{ev.get('experiment_id')} re-run on the new champion as {ev.get('new_experiment_id')}"
     return str(ev.get("hypothesis") or ev.get("reason") or "")
