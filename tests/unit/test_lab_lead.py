@@ -7,7 +7,7 @@ from lab_helpers import make_synth_task, run_lab, synth_loss
 
 from autosci_graph.graphs.context import LabSettings
 from autosci_graph.lab.candidates import rebased_change
-from autosci_graph.lab.lead import apply_direction, direction, lead_of, worth_a_seed
+from autosci_graph.lab.lead import apply_direction, direction, lead_of, shared_ancestor, worth_a_seed
 from autosci_graph.lab.promotion import PromotionRule
 from autosci_graph.scientists.search import SearchScientist
 from autosci_graph.state import Candidate, Champion, Change, Proposal, RunResult
@@ -89,3 +89,21 @@ def test_teams_step_from_the_lead_and_a_lead_built_over_several_steps_is_promote
     # Every champion the lab reported was certified: promoted by the rule, never by lead-ness.
     notes = [e["note"] for e in final["log"] if e["outcome"] == "keep" and e["kind"] != "baseline"]
     assert notes and all("clears the" in n or "one run decides" in n for n in notes)
+
+
+def test_a_sibling_of_the_promoted_step_is_rebased_from_the_lead_they_share() -> None:
+    # a stepped from the champion (lr); b and c both stepped from a: b moved lr further, c moved width.
+    a = cand("a", {"lr": 0.002})
+    b = cand("b", {"lr": 0.004}).model_copy(update={"parent": "a"})
+    c = cand("c", {"lr": 0.002, "width": 64}).model_copy(update={"parent": "a"})
+    candidates = {x.candidate_id: x for x in (a, b, c)}
+    assert shared_ancestor(c, b, candidates) is a and shared_ancestor(a, b, candidates) is None
+    # From the champion, c's direction includes a's lr step, which b (now the champion) moved:
+    # rebased whole, it would be moot or would undo b's lr. From a, it is its own width step.
+    assert direction(c) == ({"lr": 0.002, "width": 64}, [])
+    assert direction(c, since=a) == ({"width": 64}, [])
+    new = Champion(experiment_id="b", config=dict(b.change.knobs), metric=1.5, seeds=[0], metrics_by_seed={"0": 1.5})
+    whole, why = rebased_change(TASK, c, CHAMP, new)
+    assert whole is None and "moot" in why
+    change, _ = rebased_change(TASK, c, CHAMP, new, since=a)
+    assert change is not None and change.knobs["lr"] == 0.004 and change.knobs["width"] == 64
