@@ -68,13 +68,16 @@ def redundant_explorations(log: Sequence[ExperimentEntry]) -> list[int]:
     return out
 
 
-def past_abandon_bar(log: Sequence[ExperimentEntry], bar: int = ABANDON_BAR) -> list[int]:
+def past_abandon_bar(log: Sequence[ExperimentEntry], bar: int = ABANDON_BAR, *, lead_resets: bool = True) -> list[int]:
     """Log positions of explorations run by a team that already had ``bar`` or more consecutive
     discards since its last keep.
 
     A team's verdicts, in log order: a kept exploration or confirmation resets its count; a
-    discarded or crashed exploration, or a confirmation that ended discarded, adds one; a
-    pending confirmation adds nothing yet (its verdict comes with the confirmation)."""
+    discarded or crashed exploration, or a confirmation that ended discarded, adds one. An
+    exploration that became the lab's lead (``pending_confirmation``: kept as the point every
+    team builds on, as a single agent keeps its best run, with promotion still to come) was not
+    discarded, so it resets the count too; ``lead_resets=False`` counts it as nothing (the
+    definition before the lab had a lead, reported alongside)."""
     streak: dict[str, int] = {}
     out = []
     for i, e in enumerate(log):
@@ -83,7 +86,7 @@ def past_abandon_bar(log: Sequence[ExperimentEntry], bar: int = ABANDON_BAR) -> 
             continue
         if e.kind == "explore" and streak.get(team, 0) >= bar:
             out.append(i)
-        if e.outcome == "keep":
+        if e.outcome == "keep" or (lead_resets and e.kind == "explore" and e.outcome == "pending_confirmation"):
             streak[team] = 0
         elif e.outcome in ("discard", "crash"):
             streak[team] = streak.get(team, 0) + 1

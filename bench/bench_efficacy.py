@@ -160,6 +160,7 @@ def score(inst: Instance, system: str, trace: Trace, budget: int) -> dict[str, A
         outcomes = dict(Counter(f"{e.kind}/{e.outcome}" for e in trace.log))
         diverged = sum(1 for e in trace.log if e.result.status == "diverged")
         past_bar: int | None = len(past_abandon_bar(trace.log))
+        past_bar_no_lead: int | None = len(past_abandon_bar(trace.log, lead_resets=False))
     else:
         keys = [config_key(c) for c in trace.configs]
         redundant = sum(1 for i, k in enumerate(keys) if k in keys[:i])
@@ -167,7 +168,7 @@ def score(inst: Instance, system: str, trace: Trace, budget: int) -> dict[str, A
         kinds = {"baseline": 1, "explore": explorations}
         outcomes = {}
         diverged = sum(1 for c in trace.configs if math.isnan(inst.true_loss(c.knobs)))
-        past_bar = None
+        past_bar = past_bar_no_lead = None
     events = trace.events or []
     consistent = None
     if trace.final_champion is not None and trace.champions:
@@ -177,7 +178,7 @@ def score(inst: Instance, system: str, trace: Trace, budget: int) -> dict[str, A
         "irrelevant": len(inst.irrelevant), "experiments": len(trace.champions), "budget": budget,
         "regret": _clean(regrets[-1]) if regrets else None, "to_target": to_target,
         "promotions": promotions, "false_promotions": false, "redundant": redundant, "explorations": explorations,
-        "past_bar": past_bar, "teams_formed": sum(1 for ev in events if ev.get("type") == "team_formed") if trace.log is not None and system == "lab" else None,
+        "past_bar": past_bar, "past_bar_no_lead": past_bar_no_lead, "teams_formed": sum(1 for ev in events if ev.get("type") == "team_formed") if trace.log is not None and system == "lab" else None,
         "regroups": sum(1 for ev in events if ev.get("type") == "regroup") if system == "lab" else None,
         "kinds": kinds, "outcomes": outcomes, "diverged": diverged, "stop_reason": trace.stop_reason,
         "champion_consistent": consistent, "regret_path": [_clean(r) for r in regrets],
@@ -267,6 +268,7 @@ def system_summary(rows: list[dict[str, Any]], variant: str, system: str) -> dic
     for r in sub:
         kinds.update(r["kinds"])
     past = [r["past_bar"] for r in sub if r["past_bar"] is not None]
+    past_no_lead = [r["past_bar_no_lead"] for r in sub if r.get("past_bar_no_lead") is not None]
     teams = [r["teams_formed"] for r in sub if r["teams_formed"] is not None]
     return {
         "runs": len(sub),
@@ -278,6 +280,7 @@ def system_summary(rows: list[dict[str, Any]], variant: str, system: str) -> dic
         "runs_with_promotion": sum(1 for r in sub if r["promotions"] > 0),
         "redundant": sum(r["redundant"] for r in sub), "redundant_fraction": sum(r["redundant"] for r in sub) / n_exp,
         "past_bar": sum(past) if past else None, "past_bar_fraction": sum(past) / n_exp if past else None,
+        "past_bar_no_lead_fraction": sum(past_no_lead) / n_exp if past_no_lead else None,
         "teams_per_40": 40 * sum(teams) / n_exp if teams else None,
         "per_40": {k: 40 * v / n_exp for k, v in kinds.items()},
         "diverged_per_40": 40 * sum(r["diverged"] for r in sub) / n_exp,
@@ -354,6 +357,8 @@ def report(rows: list[dict[str, Any]], budget: int, wall_s: float) -> tuple[str,
     if "noisy" in variants:
         figures["redundant experiments (exact repeats), lab"] = round(nl["redundant_fraction"], 3)
         figures["experiments past a team's abandon bar, lab"] = round(nl["past_bar_fraction"] or 0.0, 3)
+        figures["experiments past a team's abandon bar, lab, a lead counted as no verdict"] = round(
+            nl["past_bar_no_lead_fraction"] or 0.0, 3)
         figures["teams formed per 40 experiments, lab"] = round(nl["teams_per_40"] or 0.0, 2)
         for s in SYSTEMS:
             figures[f"median regret, {NAMES[s]}"] = round(summ["noisy", s]["median_regret"], 4)
@@ -394,7 +399,9 @@ def report(rows: list[dict[str, Any]], budget: int, wall_s: float) -> tuple[str,
         "involving it is a bound). False promotions: champion changes that did not lower the true loss (shown as false/all). "
         "Redundant: explorations repeating a configuration (knobs and diff) an earlier exploration measured (Optuna: repeated "
         "trials). Past the abandon bar: explorations by a team that already had 3+ consecutive discards (discarded or crashed "
-        "explorations, failed confirmations) since its last keep. Fractions are of all experiments.\n\n"
+        "explorations, failed confirmations) since its last keep, where an exploration that became the lab's lead (kept as what "
+        "every team builds on, its promotion still to come) counts as a keep; the figure with a lead counted as no verdict, "
+        "the definition before the lab had a lead, is listed too. Fractions are of all experiments.\n\n"
         + markdown_table(["variant", "system", "runs", "median regret", "median experiments to target", "reached target",
                           "false/all promotions", "runs with a promotion", "redundant", "past abandon bar", "teams per 40"], table)
         + "\n\nWhere the budget went (mean experiments per 40):\n\n"

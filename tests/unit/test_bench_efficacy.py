@@ -136,6 +136,9 @@ def test_scorer_counts_repeats_past_bar_and_false_promotions() -> None:
     ]
     assert redundant_explorations(log) == [5]
     assert past_abandon_bar(log) == [5, 7]
+    # An exploration that became the lab's lead was kept as what every team builds on: not a discard.
+    led = log[:4] + [log[4].model_copy(update={"outcome": "pending_confirmation"})] + log[5:]
+    assert past_abandon_bar(led) == [] and past_abandon_bar(led, lead_resets=False) == [7]
 
     def truth(cfg: dict[str, KnobValue]) -> float:
         return abs(float(cfg["x"]) - 1.5)
