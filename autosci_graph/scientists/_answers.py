@@ -108,10 +108,12 @@ def check_hypotheses(answer: OrganizeAnswer, view: LabView, *, n_teams: int, age
     code_ok = bool(view.task.editable)
     new_index: dict[int, int] = {}
     for i, h in enumerate(answer.hypotheses):
-        unknown = [a for a in h.axes if a not in axes_ok]
-        if unknown and not code_ok:
+        # With editable files a team may own a code axis not tried yet, but only by its tag, code:<what>.
+        unknown = [a for a in h.axes if a not in axes_ok and not (code_ok and a.startswith("code:"))]
+        if unknown:
+            code = " or code:<what> for a code change" if code_ok else ""
             out.item_errors.append(
-                f"hypotheses.{i}: unknown axes {unknown}; axes must be knob names: {sorted(view.task.knobs)}"
+                f"hypotheses.{i}: unknown axes {unknown}; axes must be knob names: {sorted(view.task.knobs)}{code}"
             )
             continue
         if untested and not untested & set(h.axes):
@@ -197,10 +199,16 @@ def _check_one(p: ProposalAnswer, view: LabView) -> tuple[ProposalDraft | None, 
         if p.axis not in clean:
             return None, [f"axis {p.axis!r} is not among the knobs it changes ({sorted(clean)})"]
         knob, new, old = task.knobs[p.axis], clean[p.axis], champion.get(p.axis, task.knobs[p.axis].default)
-        if not isinstance(knob, CategoricalKnob) and p.direction in ("increase", "decrease"):
+        if isinstance(knob, CategoricalKnob):
+            if p.direction != "set":
+                return None, [f"{p.axis} is categorical: tag a change of it direction set, not {p.direction}"]
+        else:
             actual = "increase" if float(new) > float(old) else "decrease"
             if p.direction != actual:
                 return None, [f"direction says {p.direction} but {p.axis} goes from {old} to {new} ({actual})"]
+    elif p.axis not in task.knobs and not (p.axis.startswith("code:") and p.direction == "code"):
+        return None, [f"axis {p.axis!r} is not a knob: a knob change's axis is the knob it moves "
+                      f"({', '.join(task.knobs)}), a code change's is code:<what> with direction code"]
     return (
         ProposalDraft(
             axis=p.axis, direction=p.direction, knobs=clean, diff=p.diff, rationale=p.rationale,

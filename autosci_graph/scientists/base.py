@@ -10,6 +10,11 @@ and returns structured actions, never prose. Three hooks, one per act of the met
 Implementations: :class:`~autosci_graph.scientists.search.SearchScientist` (offline, no LLM) and
 :class:`~autosci_graph.scientists.llm.LLMScientist` (any LangChain chat model). Implementations
 must be thread-safe: parallel team branches call one scientist at the same time.
+
+A new implementation joins the contract suite, ``tests/unit/test_scientist_contract.py``, with one
+entry in its ``IMPLS``; it then passes what the graph relies on: hypotheses on the task's axes, tagged
+proposals inside the search space on distinct axes and never the champion again, reviews with reasons,
+answers that depend on the view alone from any thread, and usage counting exactly its model calls.
 """
 
 from __future__ import annotations
