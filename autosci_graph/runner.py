@@ -24,8 +24,8 @@ from typing import Any
 
 from autosci_graph.errors import AutosciError, ErrorCode, SettingsError
 from autosci_graph.graphs.context import LabContext, LabSettings
+from autosci_graph.lab.critique import CritiqueRules
 from autosci_graph.lab.promotion import PromotionRule
-from autosci_graph.scientists.rules import CritiqueRules
 from autosci_graph.task import ResearchTask, load_task
 
 log = logging.getLogger(__name__)

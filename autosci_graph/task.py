@@ -139,6 +139,28 @@ Knob = Union[FloatKnob, IntKnob, CategoricalKnob]
 _TaggedKnob = Annotated[Knob, Field(discriminator="type")]
 
 
+def unit(knob: Knob, value: KnobValue) -> float:
+    """Position of a numeric value in [0, 1] along its knob (log scale where the knob is)."""
+    if isinstance(knob, CategoricalKnob):
+        raise TypeError("categorical knobs have no unit position")
+    lo, hi, v = float(knob.low), float(knob.high), float(value)  # type: ignore[arg-type]
+    if knob.log:
+        return (math.log(max(v, 1e-300)) - math.log(lo)) / (math.log(hi) - math.log(lo))
+    return (v - lo) / (hi - lo)
+
+
+def from_unit(knob: Knob, u: float) -> KnobValue:
+    """The knob value at unit position ``u`` (clipped to the range, ints rounded)."""
+    if isinstance(knob, CategoricalKnob):
+        raise TypeError("categorical knobs have no unit position")
+    u = min(1.0, max(0.0, u))
+    lo, hi = float(knob.low), float(knob.high)
+    v = math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))) if knob.log else lo + u * (hi - lo)
+    if isinstance(knob, IntKnob):
+        return int(min(max(round(v), knob.low), knob.high))  # type: ignore[arg-type]
+    return float(f"{v:.4g}")
+
+
 class Metric(_Frozen):
     """The number being optimized."""
 

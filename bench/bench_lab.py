@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from autosci_graph.graphs.context import LabContext, LabSettings
-from autosci_graph.scientists.rules import refutes
+from autosci_graph.lab.critique import refutes
 from autosci_graph.scientists.search import SearchScientist
 from autosci_graph.state import Change, ExperimentEntry
 from autosci_graph.task import load_task

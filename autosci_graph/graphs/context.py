@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from langgraph.config import get_stream_writer
 
 from autosci_graph.errors import SettingsError
+from autosci_graph.lab.budget import Budget
 from autosci_graph.lab.changes import Stack
+from autosci_graph.lab.critique import CritiqueRules
 from autosci_graph.lab.promotion import PromotionRule
-from autosci_graph.scientists.rules import CritiqueRules
+from autosci_graph.lab.teams import TeamRules
 from autosci_graph.task import ResearchTask
 
 #: LangGraph's ``END``, typed as the literal routers return.
@@ -106,6 +108,23 @@ class LabSettings:
     def deadline_in(seconds: float) -> float:
         """A deadline ``seconds`` from now, for ``deadline=``."""
         return time.time() + seconds
+
+    @property
+    def budget(self) -> Budget:
+        """The budget and stop settings, for :mod:`autosci_graph.lab.budget`."""
+        return Budget(max_experiments=self.max_experiments, max_device_seconds=self.max_device_seconds,
+                      max_tokens=self.max_tokens, max_cost_usd=self.max_cost_usd, deadline=self.deadline,
+                      stop_after_no_keep=self.stop_after_no_keep, max_idle_rounds=self.max_idle_rounds)
+
+    @property
+    def team_rules(self) -> TeamRules:
+        """The team life-cycle settings, for :mod:`autosci_graph.lab.teams`."""
+        return TeamRules(falsify_rotations=self.falsify_rotations, falsify_refutes=self.falsify_refutes,
+                         team_min_life=self.team_min_life, regroup_cooldown=self.regroup_cooldown,
+                         regroup_rotations_without_keep=self.regroup_rotations_without_keep,
+                         regroup_discards=self.regroup_discards, regroup_axes=self.regroup_axes,
+                         dead_end_discards=self.rules.dead_end_discards, analysts_per_team=self.analysts_per_team,
+                         experimenters_per_team=self.experimenters_per_team)
 
     def roster(self) -> list[str]:
         """Agent names: analysts first, then experimenters."""

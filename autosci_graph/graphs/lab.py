@@ -29,12 +29,12 @@ from autosci_graph.graphs.context import DONE, LabContext, emit
 from autosci_graph.graphs.share import share
 from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.graphs.team import build_team_graph
-from autosci_graph.graphs.teams import (
+from autosci_graph.lab.changes import champion_change
+from autosci_graph.lab.knowledge import noise_estimate
+from autosci_graph.lab.promotion import is_deterministic
+from autosci_graph.lab.teams import (
     can_dissolve, choose_drafts, exhausted_axes, is_falsified, members_for, new_team, regroup_reason,
 )
-from autosci_graph.lab.changes import champion_change
-from autosci_graph.lab.promotion import is_deterministic
-from autosci_graph.scientists.knowledge import noise_estimate
 from autosci_graph.state import Change, Champion, Proposal, RunRequest, RunResult, Submission, Team
 
 
@@ -81,19 +81,20 @@ def organize(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         return update
 
     nb = Notebook(state, ctx.task)
+    rules = s.team_rules
     log = nb.log
     teams = nb.teams
     for i, t in enumerate(teams):
-        if t.status == "active" and is_falsified(t, s):
+        if t.status == "active" and is_falsified(t, rules):
             teams[i] = t.model_copy(update={"status": "falsified"})
             events.append({"type": "team_falsified", "team": t.team_id, "hypothesis": t.hypothesis.statement,
                            "support": t.support, "refute": t.refute, "at": time.time(), "at_experiment": len(log)})
     # The last formation, from explicit state: regroups wait out a cool-down after it.
     since = max((t.formed_at_experiment for t in teams), default=0)
     active = [t for t in teams if t.status == "active"]
-    why = regroup_reason(log, since, s.n_teams, s) if active else None
-    if why and any(can_dissolve(t, s) for t in active):
-        teams = [t.model_copy(update={"status": "dissolved"}) if t.status == "active" and can_dissolve(t, s) else t for t in teams]
+    why = regroup_reason(log, since, s.n_teams, rules) if active else None
+    if why and any(can_dissolve(t, rules) for t in active):
+        teams = [t.model_copy(update={"status": "dissolved"}) if t.status == "active" and can_dissolve(t, rules) else t for t in teams]
         events.append({"type": "regroup", "reason": why, "at": time.time(), "at_experiment": len(log)})
         active = [t for t in teams if t.status == "active"]
     needed = s.n_teams - len(active)
@@ -103,11 +104,11 @@ def organize(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         reply = ctx.scientist.organize(view, n_teams=needed, agents=s.roster())
         update["usage"] = reply.usage.to_state()
         taken = {t.hypothesis.axes[0] for t in active if t.hypothesis.axes}
-        drafts = choose_drafts(reply, needed, view.knowledge.untested_axes, exhausted_axes(log, s), taken)
-        used_slots = {i for i in range(s.n_teams) for t in active if t.members == members_for(i, s)}
+        drafts = choose_drafts(reply, needed, view.knowledge.untested_axes, exhausted_axes(log, rules), taken)
+        used_slots = {i for i in range(s.n_teams) for t in active if t.members == members_for(i, rules)}
         free_slots = [i for i in range(s.n_teams) if i not in used_slots]
         for draft, slot in zip(drafts, free_slots):
-            team = new_team(draft, f"t{len(teams) + 1}", members_for(slot, s), len(log))
+            team = new_team(draft, f"t{len(teams) + 1}", members_for(slot, rules), len(log))
             teams.append(team)
             events.append({"type": "team_formed", "team": team.team_id, "hypothesis": draft.statement, "axes": draft.axes,
                            "author": draft.author, "at": time.time(), "at_experiment": len(log)})

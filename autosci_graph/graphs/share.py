@@ -26,16 +26,16 @@ from langgraph.runtime import Runtime
 from autosci_graph.graphs.budget import can_start
 from autosci_graph.graphs.context import LabContext
 from autosci_graph.graphs.state import LabState, Notebook
-from autosci_graph.graphs.teams import update_counters
 from autosci_graph.lab.changes import StackingError
 from autosci_graph.lab.lead import (
     apply_direction, as_base, candidate_of, candidate_runs, direction, lead_of, mean_metric, shared_ancestor, worth_a_seed,
 )
 from autosci_graph.lab.candidates import next_seed, rebased_change
+from autosci_graph.lab.critique import refutes
 from autosci_graph.lab.changes import champion_change, champion_key, change_key
+from autosci_graph.lab.knowledge import noise_estimate
 from autosci_graph.lab.promotion import evidence, judge
-from autosci_graph.scientists.knowledge import noise_estimate
-from autosci_graph.scientists.rules import refutes
+from autosci_graph.lab.teams import update_counters
 from autosci_graph.state import (
     Candidate, Champion, Change, DeadEnd, ExperimentEntry, Outcome, Proposal, RunRequest, RunResult, Submission, Team,
 )

@@ -18,7 +18,7 @@ from langgraph.runtime import Runtime
 from autosci_graph.graphs.budget import stop_reason
 from autosci_graph.graphs.context import DONE, LabContext, emit
 from autosci_graph.graphs.state import LabState, Notebook
-from autosci_graph.scientists.knowledge import change_key
+from autosci_graph.lab.changes import change_key
 from autosci_graph.state import Change, Champion, ExperimentEntry, Hypothesis, Proposal, RunResult, Submission, Team
 
 AGENT = "agent"

@@ -13,9 +13,9 @@ from pathlib import Path
 from functools import cached_property, lru_cache
 from typing import Annotated, Any, TypedDict
 
+from autosci_graph.lab.knowledge import knowledge
 from autosci_graph.lab.lead import as_base, candidate_of, candidate_runs, lead_of
 from autosci_graph.scientists.base import LabView
-from autosci_graph.scientists.knowledge import knowledge
 from autosci_graph.state import (
     Champion,
     DeadEnd,

@@ -17,9 +17,9 @@ from langgraph.runtime import Runtime
 from autosci_graph.graphs.context import DONE, LabContext
 from autosci_graph.graphs.recall import recall_failures
 from autosci_graph.graphs.state import LabState, Notebook
-from autosci_graph.scientists.base import RecalledMemory
 from autosci_graph.lab.changes import StackingError, change_key, change_to_run, has_code
-from autosci_graph.scientists.rules import auto_review
+from autosci_graph.lab.critique import auto_review
+from autosci_graph.scientists.base import RecalledMemory
 from autosci_graph.state import Candidate, Champion, Change, Proposal, Review, RunRequest, Submission, Team, add_usage
 from autosci_graph.tools.precheck import precheck
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from autosci_graph.graphs.state import LabState, Notebook
-from autosci_graph.scientists.knowledge import noise_estimate
+from autosci_graph.lab.knowledge import noise_estimate
 from autosci_graph.state import Champion, DeadEnd, ExperimentEntry, Team, Usage
 from autosci_graph.task import ResearchTask
 

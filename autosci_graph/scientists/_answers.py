@@ -4,7 +4,7 @@ Two layers: a pydantic schema per role (shape and types; its JSON schema goes in
 checks against the task and the lab state that a schema cannot express (known knobs inside their
 bounds, a real change relative to the champion, tags consistent with the change, two proposals on
 different axes, at least one bold move, the automatic critique rules of
-:mod:`~autosci_graph.scientists.rules` (so a repeat of a recalled failure is sent back), a specific
+:mod:`~autosci_graph.lab.critique` (so a repeat of a recalled failure is sent back), a specific
 review reason). Each check yields a message written to be sent back to the model as a repair instruction.
 
 A code diff is checked here only for what no file content could fix (neither edit format, a file
@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from autosci_graph.lab.critique import CritiqueRules, auto_review
 from autosci_graph.scientists.base import HypothesisDraft, LabView, ProposalDraft, RecalledMemory, ReviewDraft
-from autosci_graph.scientists.rules import CritiqueRules, auto_review
 from autosci_graph.state import Change, Direction, Proposal
 from autosci_graph.task import CategoricalKnob, FloatKnob, Knob, KnobValue, ResearchTask
 

@@ -36,6 +36,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import BaseModel, ValidationError
 
+from autosci_graph.lab.critique import CritiqueRules
 from autosci_graph.scientists import prompts
 from autosci_graph.scientists._answers import (
     Checked,
@@ -56,7 +57,6 @@ from autosci_graph.scientists.base import (
     Scientist,
 )
 from autosci_graph.scientists.providers import ProviderError, resolve_model
-from autosci_graph.scientists.rules import CritiqueRules
 from autosci_graph.state import Proposal, Team, Usage
 
 log = logging.getLogger(__name__)

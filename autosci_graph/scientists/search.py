@@ -24,6 +24,7 @@ import math
 import random
 from collections.abc import Sequence
 
+from autosci_graph.lab.critique import auto_review, unit_step
 from autosci_graph.scientists.base import (
     CritiqueReply,
     HypothesisDraft,
@@ -35,10 +36,9 @@ from autosci_graph.scientists.base import (
     ReviewDraft,
     Scientist,
 )
-from autosci_graph.scientists.rules import auto_review, unit_step
-from autosci_graph.scientists.surrogate import Surrogate, from_unit, unit
+from autosci_graph.scientists.surrogate import Surrogate
 from autosci_graph.state import Change, Direction, Proposal, Team
-from autosci_graph.task import CategoricalKnob, FloatKnob, IntKnob, Knob, KnobValue
+from autosci_graph.task import CategoricalKnob, FloatKnob, IntKnob, Knob, KnobValue, from_unit, unit
 
 #: A bold move steps this fraction of the knob's (log) range; the others step fractions of it.
 BOLD_STEP = 0.25

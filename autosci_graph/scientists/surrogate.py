@@ -21,32 +21,10 @@ from typing import Any
 import numpy as np
 
 from autosci_graph.state import Champion, CodeIdea, ExperimentEntry
-from autosci_graph.task import CategoricalKnob, IntKnob, Knob, KnobValue, ResearchTask
+from autosci_graph.task import CategoricalKnob, KnobValue, ResearchTask, unit
 
 #: Fewer successful results than this and the surrogate is not fitted (its guesses would be noise).
 MIN_POINTS = 4
-
-
-def unit(knob: Knob, value: KnobValue) -> float:
-    """Position of a numeric value in [0, 1] along its knob (log scale where the knob is)."""
-    if isinstance(knob, CategoricalKnob):
-        raise TypeError("categorical knobs have no unit position")
-    lo, hi, v = float(knob.low), float(knob.high), float(value)  # type: ignore[arg-type]
-    if knob.log:
-        return (math.log(max(v, 1e-300)) - math.log(lo)) / (math.log(hi) - math.log(lo))
-    return (v - lo) / (hi - lo)
-
-
-def from_unit(knob: Knob, u: float) -> KnobValue:
-    """The knob value at unit position ``u`` (clipped to the range, ints rounded)."""
-    if isinstance(knob, CategoricalKnob):
-        raise TypeError("categorical knobs have no unit position")
-    u = min(1.0, max(0.0, u))
-    lo, hi = float(knob.low), float(knob.high)
-    v = math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))) if knob.log else lo + u * (hi - lo)
-    if isinstance(knob, IntKnob):
-        return int(min(max(round(v), knob.low), knob.high))  # type: ignore[arg-type]
-    return float(f"{v:.4g}")
 
 
 def code_markers(ideas: Sequence[CodeIdea]) -> list[str]:

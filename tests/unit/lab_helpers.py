@@ -17,8 +17,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from autosci_graph.graphs.context import LabContext, LabSettings
 from autosci_graph.graphs.lab import build_lab_graph
+from autosci_graph.lab.knowledge import knowledge
 from autosci_graph.scientists.base import Knowledge, LabView, Scientist
-from autosci_graph.scientists.knowledge import knowledge
 from autosci_graph.state import (
     Change,
     Champion,

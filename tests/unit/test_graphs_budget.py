@@ -1,4 +1,4 @@
-"""Budgets and stopping (autosci_graph/graphs/budget.py), and the Notebook view they read (graphs/state.py)."""
+"""Budgets and stopping (lab/budget.py, on the graph state through graphs/budget.py) and the Notebook view (graphs/state.py)."""
 
 from __future__ import annotations
 

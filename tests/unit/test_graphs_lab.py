@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 from lab_helpers import OPTIMUM, make_synth_task, noise_fn, run_lab, stable_normal, synth_loss, true_loss
 
+from autosci_graph.lab.changes import change_key
+from autosci_graph.lab.critique import refutes
+from autosci_graph.lab.knowledge import axis_effects
 from autosci_graph.lab.lead import direction
 from autosci_graph.state import Candidate
 from autosci_graph.graphs.context import LabSettings
 from autosci_graph.graphs.lab import build_lab_graph
 from autosci_graph.scientists.base import CritiqueReply, LabView, RecalledMemory, ReviewDraft
-from autosci_graph.scientists.knowledge import axis_effects, change_key
-from autosci_graph.scientists.rules import refutes
 from autosci_graph.scientists.search import SearchScientist
 from autosci_graph.state import Change, ExperimentEntry, Proposal, Team
 

@@ -8,8 +8,8 @@ import pytest
 from lab_helpers import champion, dead_end, entry, make_synth_task, proposal, team, view
 from pydantic import ValidationError
 
+from autosci_graph.lab.critique import auto_review, unit_step
 from autosci_graph.scientists.base import AxisEffect, HypothesisDraft, Knowledge, RecalledMemory, ReviewDraft, Scientist
-from autosci_graph.scientists.rules import auto_review, unit_step
 from autosci_graph.scientists.search import BOLD_STEP, SearchScientist
 from autosci_graph.state import Proposal
 

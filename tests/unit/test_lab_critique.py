@@ -1,12 +1,12 @@
-"""The automatic critique rules (autosci_graph/scientists/rules.py): one test group per rejection."""
+"""The automatic critique rules (autosci_graph/lab/critique.py): one test group per rejection."""
 
 from __future__ import annotations
 
 import pytest
 from lab_helpers import champion, dead_end, entry, make_synth_task, proposal, view
 
+from autosci_graph.lab.critique import CritiqueRules, auto_review, refutes
 from autosci_graph.scientists.base import RecalledMemory
-from autosci_graph.scientists.rules import CritiqueRules, auto_review, refutes
 from autosci_graph.state import Change
 
 TASK = make_synth_task()

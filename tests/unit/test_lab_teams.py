@@ -1,11 +1,11 @@
-"""Team life cycle (autosci_graph/graphs/teams.py): formation by vote, falsification, regroup triggers."""
+"""Team life cycle (autosci_graph/lab/teams.py): formation by vote, falsification, regroup triggers."""
 
 from __future__ import annotations
 
 from lab_helpers import entry, team
 
 from autosci_graph.graphs.context import LabSettings
-from autosci_graph.graphs.teams import (
+from autosci_graph.lab.teams import (
     choose_drafts,
     exhausted_axes,
     is_falsified,
@@ -18,7 +18,7 @@ from autosci_graph.scientists.base import HypothesisDraft, OrganizeReply
 
 #: 3 teams; falsified at 3 rotations + 3 refutes; regroup at 3 rotations or 8 discards on <= 3 axes. The
 #: minimum life and the regroup cool-down have tests of their own; the trigger tests leave them out.
-S = LabSettings(team_min_life=0, regroup_cooldown=0)
+S = LabSettings(team_min_life=0, regroup_cooldown=0).team_rules
 
 
 def draft(*axes: str, promise: float = 0.5, author: str = "analyst-1") -> HypothesisDraft:
@@ -35,7 +35,7 @@ def test_falsified_needs_both_rotations_without_support_and_refutes() -> None:
     assert not is_falsified(team(rotations_since_support=2, refute=3), S)
     assert not is_falsified(team(rotations_since_support=3, refute=2), S)
     assert is_falsified(team(rotations_since_support=1, refute=1, experiments=1),
-                        LabSettings(falsify_rotations=1, falsify_refutes=1, team_min_life=0))
+                        LabSettings(falsify_rotations=1, falsify_refutes=1, team_min_life=0).team_rules)
 
 
 def test_counters_refuting_discard_on_the_hypothesis_axis() -> None:
@@ -73,7 +73,7 @@ def test_three_refuting_rotations_falsify_a_team() -> None:
 
 
 def test_a_team_is_not_falsified_before_its_minimum_life() -> None:
-    s = LabSettings(team_min_life=4)
+    s = LabSettings(team_min_life=4).team_rules
     t = team(axes=("lr",))
     for i in range(3):
         t = update_counters(t, entry(i, "lr", "increase", {"lr": 0.01 * (i + 1)}, gain=-0.1))
@@ -83,7 +83,7 @@ def test_a_team_is_not_falsified_before_its_minimum_life() -> None:
 
 
 def test_a_regroup_waits_out_its_cool_down() -> None:
-    s = LabSettings(regroup_cooldown=12)
+    s = LabSettings(regroup_cooldown=12).team_rules
     assert regroup_reason(explores(11), 0, 3, s) is None  # the no-keep window (9) is past, the cool-down is not
     why = regroup_reason(explores(12), 0, 3, s)
     assert why is not None and "no keep" in why
@@ -126,7 +126,7 @@ def test_only_explorations_since_the_last_formation_count() -> None:
 
 def test_discards_concentrated_on_few_axes_trigger_a_regroup() -> None:
     # A keep 9 back keeps the no-keep trigger quiet; the last 8 discards fall on 2 axes.
-    s = LabSettings(regroup_rotations_without_keep=10, regroup_cooldown=0)
+    s = LabSettings(regroup_rotations_without_keep=10, regroup_cooldown=0).team_rules
     log = [entry(0, "act", "set", {"act": "gelu"}, outcome="keep", gain=0.5)] + explores(8, start=1, axes=("lr", "width"))
     why = regroup_reason(log, 0, 3, s)
     assert why is not None and "2 axes" in why
@@ -205,7 +205,7 @@ def test_exhausted_axes() -> None:
 
 
 def test_new_team_and_members() -> None:
-    s = LabSettings(n_teams=2)
+    s = LabSettings(n_teams=2).team_rules
     assert members_for(0, s) == ["analyst-1", "experimenter-1", "experimenter-2"]
     assert members_for(1, s) == ["analyst-2", "experimenter-3", "experimenter-4"]
     t = new_team(draft("lr", "width"), "t7", members_for(1, s), 12)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from autosci_graph.agent_records import LabView, RecalledMemory
 from autosci_graph.lab.changes import StackingError, champion_key, change_key, change_to_run
-from autosci_graph.scientists.base import LabView, RecalledMemory
 from autosci_graph.state import Change, ExperimentEntry, Proposal, Review
-from autosci_graph.task import CategoricalKnob, KnobValue, ResearchTask
+from autosci_graph.task import CategoricalKnob, KnobValue, ResearchTask, unit
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,6 @@ def unit_step(task: ResearchTask, champion: dict[str, KnobValue], knobs: dict[st
         return None
     if isinstance(knob, CategoricalKnob):
         return 1.0 if knobs[axis] != champion.get(axis, knob.default) else 0.0
-    from autosci_graph.scientists.surrogate import unit
-
     return abs(unit(knob, knobs[axis]) - unit(knob, champion.get(axis, knob.default)))
 
 

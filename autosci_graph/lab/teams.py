@@ -3,46 +3,64 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
-from autosci_graph.graphs.context import LabSettings
-from autosci_graph.scientists.base import HypothesisDraft, OrganizeReply
-from autosci_graph.scientists.rules import refutes
+from autosci_graph.agent_records import HypothesisDraft, OrganizeReply
+from autosci_graph.lab.critique import refutes
 from autosci_graph.state import ExperimentEntry, Hypothesis, Team
 
 
-def is_falsified(team: Team, settings: LabSettings) -> bool:
+@dataclass(frozen=True)
+class TeamRules:
+    """Thresholds of the team life cycle. The lab builds one from its settings
+    (``LabSettings.team_rules``), which document each field."""
+
+    falsify_rotations: int
+    falsify_refutes: int
+    team_min_life: int
+    regroup_cooldown: int
+    regroup_rotations_without_keep: int
+    regroup_discards: int
+    regroup_axes: int
+    #: A direction with this many discards and no keep is a dead end (``CritiqueRules``'s bar).
+    dead_end_discards: int
+    analysts_per_team: int
+    experimenters_per_team: int
+
+
+def is_falsified(team: Team, rules: TeamRules) -> bool:
     """Falsified: past its minimum life, many rotations without a supporting keep and repeated
     refuting discards."""
-    return (team.experiments >= settings.team_min_life and team.rotations_since_support >= settings.falsify_rotations
-            and team.refute >= settings.falsify_refutes)
+    return (team.experiments >= rules.team_min_life and team.rotations_since_support >= rules.falsify_rotations
+            and team.refute >= rules.falsify_refutes)
 
 
-def can_dissolve(team: Team, settings: LabSettings) -> bool:
+def can_dissolve(team: Team, rules: TeamRules) -> bool:
     """A regroup dissolves only teams that have lived their minimum life."""
-    return team.experiments >= settings.team_min_life
+    return team.experiments >= rules.team_min_life
 
 
-def regroup_reason(log: list[ExperimentEntry], since: int, n_teams: int, settings: LabSettings) -> str | None:
+def regroup_reason(log: list[ExperimentEntry], since: int, n_teams: int, rules: TeamRules) -> str | None:
     """Why the lab should re-form its teams now, judging only explorations after index ``since``
     (the last regroup or formation), and never within ``regroup_cooldown`` explorations of it."""
     recent = [e for e in log if e.index >= since and e.kind == "explore"]
-    if not recent or len(recent) < settings.regroup_cooldown:
+    if not recent or len(recent) < rules.regroup_cooldown:
         return None
-    window = settings.regroup_rotations_without_keep * max(1, n_teams)
+    window = rules.regroup_rotations_without_keep * max(1, n_teams)
     # A keep reached by confirmation is logged on the confirmation run, not on the exploration.
     if len(recent) >= window and not any(
         e.outcome == "keep" and e.kind in ("explore", "confirm") and e.index >= recent[-window].index for e in log
     ):
-        return f"no keep in the last {window} explorations ({settings.regroup_rotations_without_keep} rotations)"
-    discards = [e for e in recent if e.outcome in ("discard", "crash")][-settings.regroup_discards :]
-    if len(discards) >= settings.regroup_discards:
+        return f"no keep in the last {window} explorations ({rules.regroup_rotations_without_keep} rotations)"
+    discards = [e for e in recent if e.outcome in ("discard", "crash")][-rules.regroup_discards :]
+    if len(discards) >= rules.regroup_discards:
         axes = {e.proposal.axis for e in discards}
-        if len(axes) <= settings.regroup_axes:
+        if len(axes) <= rules.regroup_axes:
             return f"the last {len(discards)} discards all fall within {len(axes)} axes ({', '.join(sorted(a or '?' for a in axes))})"
     return None
 
 
-def exhausted_axes(log: list[ExperimentEntry], settings: LabSettings) -> set[str]:
+def exhausted_axes(log: list[ExperimentEntry], rules: TeamRules) -> set[str]:
     """Axes whose every tried direction is a dead end (discards and no keep)."""
     per: dict[str, Counter[str]] = {}
     keeps: set[str] = set()
@@ -55,8 +73,8 @@ def exhausted_axes(log: list[ExperimentEntry], settings: LabSettings) -> set[str
             per.setdefault(e.proposal.axis, Counter())[e.proposal.direction or "set"] += 1
     return {
         axis for axis, c in per.items()
-        if axis not in keeps and c and all(n >= settings.rules.dead_end_discards for n in c.values()) and len(c) >= 1
-        and sum(c.values()) >= 2 * settings.rules.dead_end_discards
+        if axis not in keeps and c and all(n >= rules.dead_end_discards for n in c.values()) and len(c) >= 1
+        and sum(c.values()) >= 2 * rules.dead_end_discards
     }
 
 
@@ -109,10 +127,10 @@ def new_team(draft: HypothesisDraft, team_id: str, members: list[str], at_experi
     )
 
 
-def members_for(slot: int, settings: LabSettings) -> list[str]:
+def members_for(slot: int, rules: TeamRules) -> list[str]:
     """The roster of team ``slot``: its analysts, then its experimenters."""
-    a = [f"analyst-{slot * settings.analysts_per_team + i + 1}" for i in range(settings.analysts_per_team)]
-    e = [f"experimenter-{slot * settings.experimenters_per_team + i + 1}" for i in range(settings.experimenters_per_team)]
+    a = [f"analyst-{slot * rules.analysts_per_team + i + 1}" for i in range(rules.analysts_per_team)]
+    e = [f"experimenter-{slot * rules.experimenters_per_team + i + 1}" for i in range(rules.experimenters_per_team)]
     return a + e
 
 

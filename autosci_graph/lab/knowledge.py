@@ -11,11 +11,11 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from autosci_graph.lab.changes import change_key, config_key, full_config
+from autosci_graph.agent_records import AxisEffect, Knowledge
+from autosci_graph.lab.changes import change_key
 from autosci_graph.lab.promotion import pooled_noise
 from autosci_graph.lab.stats import sigma_upper
-from autosci_graph.scientists.base import AxisEffect, Knowledge
-from autosci_graph.state import Change, ExperimentEntry
+from autosci_graph.state import ExperimentEntry
 from autosci_graph.task import ResearchTask
 
 
@@ -82,5 +82,3 @@ def knowledge(task: ResearchTask, entries: Sequence[ExperimentEntry], extra_axes
     untested = [k for k in list(task.knobs) + list(extra_axes) if k not in effects]
     return Knowledge(noise_sigma=sigma, noise_samples=dof, effects=effects, untested_axes=untested)
 
-
-__all__ = ["axis_effects", "change_key", "config_key", "full_config", "knowledge", "noise_estimate"]

@@ -1,4 +1,4 @@
-"""Facts derived from the log (autosci_graph/scientists/knowledge.py): noise floor, effects, untested axes."""
+"""Facts derived from the log (autosci_graph/lab/knowledge.py): noise floor, effects, untested axes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import random
 import pytest
 from lab_helpers import entry, make_synth_task
 
-from autosci_graph.scientists.knowledge import axis_effects, change_key, config_key, full_config, knowledge, noise_estimate
+from autosci_graph.lab.changes import change_key, config_key, full_config
+from autosci_graph.lab.knowledge import axis_effects, knowledge, noise_estimate
 from autosci_graph.state import Change
 
 TASK = make_synth_task()

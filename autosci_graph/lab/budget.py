@@ -1,0 +1,118 @@
+"""Budgets and stopping. No budget is ever exceeded: an experiment starts only when the worst
+case (its full time budget) still fits the device-seconds budget and the deadline.
+
+The rules read plain numbers (:class:`Spent`) and records, never the graph state: the graph's
+glue (:mod:`autosci_graph.graphs.budget`) reads them, so ``can_start``, which runs for every
+dispatch and every confirmation, costs a few sums and no record parsing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from autosci_graph.state import Champion, ExperimentEntry
+from autosci_graph.task import ResearchTask
+
+#: A team turn is a proposal and up to two critiques, each possibly repaired once.
+CALLS_PER_TURN = 6
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The limits of a run (``None`` = unlimited). The lab builds one from its settings
+    (``LabSettings.budget``), which document each field."""
+
+    max_experiments: int | None
+    max_device_seconds: float | None
+    max_tokens: int | None
+    max_cost_usd: float | None
+    deadline: float | None
+    stop_after_no_keep: int | None
+    max_idle_rounds: int
+
+
+@dataclass(frozen=True)
+class Spent:
+    """What a run has used so far, as counted from its state."""
+
+    #: Experiments handed to the executor, finished or not.
+    submitted: int
+    #: Submitted experiments not yet logged.
+    in_flight: int
+    #: Device time of every finished experiment.
+    device_seconds: float
+    llm_calls: int
+    llm_tokens: int
+    cost_usd: float
+    #: Rounds in a row in which no team got a proposal approved.
+    idle_rounds: int
+
+
+def experiments_left(budget: Budget, spent: Spent) -> int | None:
+    limit = budget.max_experiments
+    return None if limit is None else max(0, limit - spent.submitted)
+
+
+def can_start(budget: Budget, spent: Spent, timeout: float, now: float, *,
+              extra_submitted: int = 0, extra_in_flight: int = 0) -> bool:
+    """Whether one more experiment of at most ``timeout`` seconds may start at ``now`` without any
+    budget being exceeded; ``extra_*``: experiments this step already decided to start."""
+    left = experiments_left(budget, spent)
+    if left is not None and left - extra_submitted <= 0:
+        return False
+    if budget.max_device_seconds is not None:
+        reserved = (spent.in_flight + extra_in_flight + 1) * timeout
+        if spent.device_seconds + reserved > budget.max_device_seconds:
+            return False
+    if budget.deadline is not None and now + timeout > budget.deadline:
+        return False
+    return not llm_budget_spent(budget, spent)
+
+
+def llm_budget_spent(budget: Budget, spent: Spent) -> bool:
+    """Whether another agent turn could overrun the token or cost budget. The estimate of a
+    turn is the largest turn seen so far, so the check stays ahead of the spend."""
+    calls = max(1, spent.llm_calls)
+    tokens = spent.llm_tokens
+    per_call = tokens / calls if tokens else 0
+    turn = per_call * CALLS_PER_TURN
+    if budget.max_tokens is not None and tokens + turn > budget.max_tokens:
+        return True
+    cost = spent.cost_usd
+    if budget.max_cost_usd is not None and cost + (cost / calls) * CALLS_PER_TURN > budget.max_cost_usd:
+        return True
+    return False
+
+
+def stop_reason(task: ResearchTask, budget: Budget, spent: Spent, champion: Champion, log: Sequence[ExperimentEntry],
+                now: float) -> str | None:
+    """Why the lab should stop starting experiments at ``now``, or ``None`` to go on."""
+    if champion.metric is not None and math.isfinite(champion.metric) and task.metric.reached(champion.metric):
+        return f"target reached: {task.metric.name} = {champion.metric:.5g}"
+    left = experiments_left(budget, spent)
+    if left == 0:
+        return f"experiment budget spent ({budget.max_experiments})"
+    if budget.stop_after_no_keep is not None:
+        since_keep = 0
+        # A keep reached by confirmation is logged on the confirmation run, not on the exploration.
+        for e in reversed([e for e in log if e.kind in ("explore", "confirm")]):
+            if e.outcome == "keep":
+                break
+            since_keep += e.kind == "explore"
+        if since_keep >= budget.stop_after_no_keep:
+            return f"no keep in the last {since_keep} explorations"
+    if budget.max_device_seconds is not None and spent.device_seconds + task.timeout > budget.max_device_seconds:
+        return f"device-seconds budget ({budget.max_device_seconds:g} s) cannot fit another experiment"
+    if budget.deadline is not None and now + task.timeout > budget.deadline:
+        return "deadline: another experiment could not finish before it"
+    if llm_budget_spent(budget, spent):
+        return "LLM token/cost budget spent"
+    if spent.idle_rounds >= budget.max_idle_rounds:
+        return f"no proposal approved in {budget.max_idle_rounds} rounds"
+    champ_failed = champion.metric is None and any(e.kind == "baseline" for e in log) and not spent.in_flight
+    if champ_failed:
+        errors = "; ".join(f"{e.result.status}: {(e.result.error or '')[:200]}" for e in log if e.kind == "baseline")
+        return f"baseline failed: the default configuration did not produce {task.metric.name} ({errors})"
+    return None
