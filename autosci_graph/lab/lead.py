@@ -113,7 +113,8 @@ def apply_direction(champion: Champion, knobs: Mapping[str, KnobValue], incremen
 def worth_a_seed(metric: Metric, champion: Sequence[float], values: Sequence[float], sigma: float | None, dof: int,
                  rule: PromotionRule, failed_steps: int) -> bool:
     """Whether the lead's next seed should run now: one more seed at its current mean would clear
-    the bar, or steps from it keep failing (a lucky lead shows itself on a fresh seed)."""
+    the bar, steps from it keep failing (a lucky lead shows itself on a fresh seed), or the noise
+    rests on too few repeats for any modest gain to be judged (the seed measures it)."""
     if sigma is None:
         return True  # the noise is not measured yet: a seed measures it
     if is_deterministic(sigma, dof):
@@ -123,6 +124,8 @@ def worth_a_seed(metric: Metric, champion: Sequence[float], values: Sequence[flo
     ev = evidence(metric, champion, values, sigma, dof, rule)
     if ev.gain <= 0 or ev.se is None:
         return False
+    if dof < rule.min_noise_dof:
+        return True
     # With its seed the lead also adds a degree of freedom to the noise estimate: on few repeats
     # that alone can lower the t bar severalfold, so it counts in the projection.
     n = len(values) + 1

@@ -46,9 +46,19 @@ def test_a_seed_goes_to_the_lead_only_when_one_more_could_carry_it_over_the_bar(
 def test_the_seed_counts_the_degree_of_freedom_it_adds_to_the_noise_estimate() -> None:
     # A gain of 20σ on two seeds projects to t = 20: short of the bar at one degree of freedom
     # (235.8), over it at the two the seed brings (19.2).
+    projection_only = PromotionRule(min_noise_dof=0)
     assert RULE.bar(1) > 200 and RULE.bar(2) < 20
-    assert worth_a_seed(METRIC, [2.0, 2.0], [0.0], 0.1, 1, RULE, failed_steps=0)
-    assert not worth_a_seed(METRIC, [2.0, 2.0], [0.5], 0.1, 1, RULE, failed_steps=0)
+    assert worth_a_seed(METRIC, [2.0, 2.0], [0.0], 0.1, 1, projection_only, failed_steps=0)
+    assert not worth_a_seed(METRIC, [2.0, 2.0], [0.5], 0.1, 1, projection_only, failed_steps=0)
+
+
+def test_a_gaining_lead_gets_a_seed_while_the_noise_rests_on_too_few_repeats() -> None:
+    # A 3σ gain could never clear the t bar on two degrees of freedom (19.2), so without repeats
+    # it would wait forever; below min_noise_dof its seed measures the noise instead.
+    assert RULE.min_noise_dof == 3
+    assert worth_a_seed(METRIC, [2.0, 2.0], [1.7], 0.1, 2, RULE, failed_steps=0)
+    assert not worth_a_seed(METRIC, [2.0, 2.0], [1.7], 0.1, 3, RULE, failed_steps=0)  # enough repeats: the projection decides
+    assert not worth_a_seed(METRIC, [2.0, 2.0], [2.1], 0.1, 2, RULE, failed_steps=0)  # a lead that does not gain waits
 
 
 def test_the_lead_is_the_best_open_candidate_measured_on_the_current_champion() -> None:
