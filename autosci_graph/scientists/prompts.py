@@ -44,9 +44,13 @@ class PromptSettings:
     code_budget_chars: int = 12_000
     #: Characters of the champion's full code change shown; longer changes are cut with a note.
     champion_diff_chars: int = 4_000
+    #: Characters of the task's untried code ideas (their diffs) an experimenter sees, its own
+    #: team's ideas first; ideas past the budget are listed by name only.
+    idea_diff_chars: int = 6_000
 
     def __post_init__(self) -> None:
-        for name in ("log_window", "dead_end_window", "recall_window", "code_budget_chars", "champion_diff_chars"):
+        for name in ("log_window", "dead_end_window", "recall_window", "code_budget_chars", "champion_diff_chars",
+                     "idea_diff_chars"):
             if getattr(self, name) < 0:
                 raise ValueError(f"PromptSettings.{name} must be >= 0, got {getattr(self, name)}")
 
@@ -104,6 +108,11 @@ def render_view(view: LabView, settings: PromptSettings = PromptSettings()) -> s
         lines.append(f"  {describe_knob(name, knob)}; champion {_fmt(champ.config.get(name, knob.default))}")
     if task.editable:
         lines.append(f"EDITABLE FILES (a code change goes in diff, with direction code): {', '.join(task.editable)}")
+    if view.ideas:
+        tried = _tried_diffs(view)
+        lines.append("CODE IDEAS shipped with the task (each is the axis code:<axis>; ideas on one axis are alternatives):")
+        for idea in view.ideas:
+            lines.append(f"  {idea.axis_tag} {idea.name}: {idea.description}" + (" [tried]" if idea.diff in tried else ""))
     changed = {k: v for k, v in champ.config.items() if k in task.knobs and v != task.knobs[k].default}
     measured = _fmt(champ.metric) if champ.metric is not None else "not measured yet"
     lines.append(
@@ -156,6 +165,33 @@ def render_view(view: LabView, settings: PromptSettings = PromptSettings()) -> s
     if view.experiments_left is not None:
         lines.append(f"EXPERIMENTS LEFT: {view.experiments_left}")
     return "\n".join(lines)
+
+
+def _tried_diffs(view: LabView) -> set[str]:
+    return {e.proposal.change.diff for e in view.experiments if e.proposal.change.diff}
+
+
+def render_ideas(view: LabView, team: Team, budget_chars: int) -> str:
+    """The untried code ideas as diffs a proposal can copy (the team's own axes first), within a
+    character budget; the rest by name. Empty when the task ships none."""
+    tried = _tried_diffs(view)
+    untried = [i for i in view.ideas if i.diff not in tried]
+    if not untried:
+        return ""
+    own = set(team.hypothesis.axes)
+    untried.sort(key=lambda i: (i.axis_tag not in own, i.axis_tag, i.name))
+    parts, left, skipped = [], budget_chars, []
+    for idea in untried:
+        block = f"--- idea {idea.name} ({idea.axis_tag}): {idea.description}\n{idea.diff.rstrip()}"
+        if len(block) > left:
+            skipped.append(idea.name)
+            continue
+        parts.append(block)
+        left -= len(block)
+    head = ("UNTRIED CODE IDEAS (diffs against the task's original files; to propose one, put its diff in diff "
+            "with its axis and direction code; the champion's accepted changes stay):")
+    tail = f"\n(not shown, over the budget: {', '.join(skipped)})" if skipped else ""
+    return head + "\n" + "\n".join(parts) + tail
 
 
 def _team_line(t: Team) -> str:
@@ -216,7 +252,9 @@ def propose_messages(
             f"  {r.proposal_id} {'approved' if r.approve else 'REJECTED'} by {r.reviewer}: {r.reason}" for r in view.feedback
         )
         feedback = f"\n\nREVIEWS OF YOUR EARLIER DRAFTS THIS TURN (address them; do not resubmit a rejected change):\n{reviews}"
-    sections = [render_view(view, settings), render_code(view, code_budget_chars=settings.code_budget_chars, champion_diff_chars=settings.champion_diff_chars), f"YOUR TEAM: {_team_line(team)}",
+    sections = [render_view(view, settings),
+                render_code(view, code_budget_chars=settings.code_budget_chars, champion_diff_chars=settings.champion_diff_chars),
+                render_ideas(view, team, settings.idea_diff_chars), f"YOUR TEAM: {_team_line(team)}",
                 render_recalled(recalled, settings) + feedback, f"Propose {n} experiments.", _answer_block(ProposeAnswer)]
     human = "\n\n".join(part for part in sections if part)
     return [SystemMessage(system), HumanMessage(human)]

@@ -179,3 +179,34 @@ def test_a_diff_that_matches_nothing_is_left_to_the_graphs_precheck() -> None:
     model = ScriptedChatModel(responses=[answer])
     reply = LLMScientist(model).propose(view, team=make_team(), author="exp-1", recalled=[])
     assert len(model.calls) == 1 and [p.diff for p in reply.proposals] == [missing, SR_EDIT]
+
+
+def _ideas_view() -> LabView:
+    from autosci_graph.state import CodeIdea, ExperimentEntry, RunResult
+
+    gelu = unified_diff({"train.py": SMALL}, {"train.py": SMALL.replace("math.tanh(x)", "x * 0.5 * (1 + math.erf(x / 2 ** 0.5))")})
+    warm = unified_diff({"train.py": SMALL}, {"train.py": SMALL.replace("steps = 10", "steps = 20")})
+    ideas = [CodeIdea(name="gelu", description="GELU instead of tanh", axis="activation", diff=gelu, files=["train.py"]),
+             CodeIdea(name="longer", description="twice the steps", axis="schedule", diff=warm, files=["train.py"])]
+    view = _view({"train.py": SMALL})
+    tried = ExperimentEntry(index=0, kind="explore", outcome="discard", proposal=Proposal(
+        proposal_id="e0", author="exp-1", team="team-a", axis="code:schedule", direction="code", change=Change(diff=warm)),
+        result=RunResult(experiment_id="e0", status="ok", change=Change(diff=warm), seed=0, metric_name="loss", metric=2.0))
+    return view.model_copy(update={"ideas": ideas, "experiments": [tried]})
+
+
+def test_the_experimenter_sees_the_untried_ideas_as_diffs_and_every_idea_by_name() -> None:
+    view = _ideas_view()
+    prompt = _propose_prompt(view)
+    # Every idea is listed with its axis, the tried one marked ...
+    assert "  code:activation gelu: GELU instead of tanh\n" in prompt and "  code:schedule longer: twice the steps [tried]" in prompt
+    # ... and the untried one comes as a diff the model can copy into its proposal.
+    section = prompt[prompt.index("UNTRIED CODE IDEAS"):]
+    assert "--- idea gelu (code:activation)" in section and "+    return x * 0.5 * (1 + math.erf(x / 2 ** 0.5))" in section
+    assert "--- idea longer" not in section
+    # Over the budget an idea is named, not shown.
+    tight = _propose_prompt(view, prompts.PromptSettings(idea_diff_chars=10))
+    assert "(not shown, over the budget: gelu)" in tight and "math.erf" not in tight
+    # A task without ideas gets neither section.
+    plain = _propose_prompt(_view({"train.py": SMALL}))
+    assert "CODE IDEAS" not in plain
