@@ -124,10 +124,12 @@ def worth_a_seed(metric: Metric, champion: Sequence[float], values: Sequence[flo
     ev = evidence(metric, champion, values, sigma, dof, rule)
     if ev.gain <= 0 or ev.se is None:
         return False
-    if dof < rule.min_noise_dof:
-        return True
     # With its seed the lead also adds a degree of freedom to the noise estimate: on few repeats
     # that alone can lower the t bar severalfold, so it counts in the projection.
     n = len(values) + 1
     projected = ev.gain / (sigma * math.sqrt(1.0 / n + 1.0 / max(len(champion), n)))
+    if dof < rule.min_noise_dof:
+        # Too few repeats for the t bar to let any modest gain through: the seed is worth it when
+        # the gain would clear the bar were σ known, since it also measures σ.
+        return projected > rule.bar_sigmas
     return projected > rule.bar(dof + 1)

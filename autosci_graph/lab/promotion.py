@@ -58,10 +58,10 @@ class PromotionRule:
     #: The lab's lead gets its next seed after this many steps from it measured no better
     #: (:mod:`autosci_graph.lab.lead`), even when one seed could not carry it over the bar.
     recheck_after_failed_steps: int = 2
-    #: While σ rests on fewer degrees of freedom than this, a lead that gains gets its next seed
-    #: whatever the projection says: the t bar is 9 or more below four (19 at two), so without
-    #: repeats no gain smaller than that could ever promote, however real. A run whose first
-    #: steps are all far above the noise would otherwise never measure it.
+    #: While σ rests on fewer degrees of freedom than this, a lead gets its next seed when one
+    #: more would clear ``bar_sigmas`` were σ known: the t bar is 19 at two degrees of freedom, so
+    #: without repeats no modest gain could ever promote, however real, and a run whose first
+    #: steps all gain far above the noise would otherwise never measure it.
     min_noise_dof: int = 3
 
     def bar(self, dof: int) -> float:

@@ -53,12 +53,15 @@ def test_the_seed_counts_the_degree_of_freedom_it_adds_to_the_noise_estimate() -
 
 
 def test_a_gaining_lead_gets_a_seed_while_the_noise_rests_on_too_few_repeats() -> None:
-    # A 3σ gain could never clear the t bar on two degrees of freedom (19.2), so without repeats
-    # it would wait forever; below min_noise_dof its seed measures the noise instead.
+    # A 4σ gain (t = 4 on two seeds) could never clear the t bar on two degrees of freedom
+    # (19.2), so without repeats it would wait forever; below min_noise_dof it gets its seed,
+    # which measures the noise too, since it would clear the 3σ bar were σ known.
     assert RULE.min_noise_dof == 3
-    assert worth_a_seed(METRIC, [2.0, 2.0], [1.7], 0.1, 2, RULE, failed_steps=0)
-    assert not worth_a_seed(METRIC, [2.0, 2.0], [1.7], 0.1, 3, RULE, failed_steps=0)  # enough repeats: the projection decides
-    assert not worth_a_seed(METRIC, [2.0, 2.0], [2.1], 0.1, 2, RULE, failed_steps=0)  # a lead that does not gain waits
+    assert worth_a_seed(METRIC, [2.0, 2.0], [1.6], 0.1, 2, RULE, failed_steps=0)
+    assert not worth_a_seed(METRIC, [2.0, 2.0], [1.6], 0.1, 3, RULE, failed_steps=0)  # enough repeats: the t bar decides
+    # A gain that could not promote even with σ known waits, as does a lead that does not gain.
+    assert not worth_a_seed(METRIC, [2.0, 2.0], [1.8], 0.1, 2, RULE, failed_steps=0)
+    assert not worth_a_seed(METRIC, [2.0, 2.0], [2.1], 0.1, 2, RULE, failed_steps=0)
 
 
 def test_the_lead_is_the_best_open_candidate_measured_on_the_current_champion() -> None:
