@@ -125,7 +125,9 @@ def test_every_finished_run_is_in_the_log_and_every_discard_in_the_dead_end_regi
 
 def test_forty_experiments_on_pure_noise_promote_nothing() -> None:
     settings = LabSettings(n_teams=3, max_experiments=40, stop_after_no_keep=None, max_idle_rounds=40)
-    final, _ = run_lab(TASK, noise_fn(constant=1.0, sigma=0.05), SearchScientist(), settings, slots=1)
+    # The synchronous executor: each run's result is in before the next decision, whatever the
+    # machine's load (with worker threads, a loaded machine changed how results were batched).
+    final, _ = run_lab(TASK, noise_fn(constant=1.0, sigma=0.05), SearchScientist(), settings, slots=1, synchronous=True)
 
     # Four knobs of pure noise: the rules may run out of untried moves just before the budget does.
     assert len(final["submitted"]) >= 35
