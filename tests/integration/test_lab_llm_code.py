@@ -7,11 +7,12 @@ edits from them, in the forms models write. Four edits, in this order:
 A. a clean unified diff: the learning-rate schedule scaled by 10 (a large, certain gain at 20 steps);
 D. a diff whose context is not in the file (refused by the precheck, sent back to its author);
 B. the revision: a diff with wrong hunk line numbers (GELU -> Sigmoid in the MLP);
-C. SEARCH/REPLACE blocks (a larger init std).
+C. SEARCH/REPLACE blocks, written on A's code: the warmup peak three times higher again.
 
 Runs are step-limited, on the CPU and one slot, so every result, and hence every decision of the
-lab, repeats exactly: A is promoted after its confirmation seed, and B and C run on A's code and
-are discarded at once (both are clearly worse on their first seed, so none needs a second).
+lab, repeats exactly: A is promoted on its first run (t = 52), B runs on A's code and is discarded
+at once, and C, also on A's code, is promoted after two more seeds and a champion repeat: the
+second accepted code change contains the first.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ from tests.support.openai_server import OpenAICompatServer, message_text
 pytestmark = pytest.mark.integration
 
 TASK = Path(__file__).resolve().parents[2] / "examples" / "gpt_bpb"
-#: Two baseline seeds, A and its confirmation seed, then B and C.
-BUDGET = 6
+#: Three baseline seeds, A, B, C with its two confirmation seeds and one champion repeat.
+BUDGET = 9
 #: A line of train.py as the prompt numbers it.
 KNOWN_LINE = "  41| lr = 3e-4  # peak learning rate (AdamW)"
 GHOST = "        self.act = nn.GELU()"  # D's context: no such line in train.py
@@ -80,10 +81,10 @@ def edit_b(lines: dict[int, str]) -> str:
 
 
 def edit_c(lines: dict[int, str]) -> str:
-    """SEARCH/REPLACE: the weight init std 0.02 -> 0.2."""
-    k = line_of(lines, "nn.init.normal_(m.weight, std=0.02)")
+    """SEARCH/REPLACE on A's code (the prompt shows the champion's files): the warmup peak x3."""
+    k = line_of(lines, "return 10 * lr * (step + 1) / warmup_steps")
     search = [lines[k - 1], lines[k]]
-    replace = [lines[k - 1], lines[k].replace("std=0.02", "std=0.2")]
+    replace = [lines[k - 1], lines[k].replace("10 * lr", "30 * lr")]
     return "train.py\n<<<<<<< SEARCH\n" + "\n".join(search) + "\n=======\n" + "\n".join(replace) + "\n>>>>>>> REPLACE\n"
 
 
@@ -91,7 +92,7 @@ class Script:
     """Plays the organizer, the proposer (edits A, D, B, C from the prompt's code) and an approving critic."""
 
     def __init__(self) -> None:
-        self.edits = [("code:schedule", edit_a), ("code:mlp_gate", edit_d), ("code:activation", edit_b), ("code:init", edit_c)]
+        self.edits = [("code:schedule", edit_a), ("code:mlp_gate", edit_d), ("code:activation", edit_b), ("code:warmup_peak", edit_c)]
         self.proposed: list[tuple[str, str]] = []  # (axis, diff) in the order written
         self.knob_moves = 0
         self.problems: list[str] = []
@@ -153,7 +154,7 @@ def test_the_proposer_edits_the_code_it_is_shown_and_accepted_edits_stack(tmp_pa
     assert "\n".join(first[n] for n in sorted(first)) + "\n" == original
 
     by_axis = {s["proposal"]["axis"]: s for s in out["submitted"] if s["kind"] == "explore" and s["proposal"]["axis"] != "lr"}
-    assert set(by_axis) == {"code:schedule", "code:activation", "code:init"}, sorted(by_axis)
+    assert set(by_axis) == {"code:schedule", "code:activation", "code:warmup_peak"}, sorted(by_axis)
     # A, B and C reached the executor: each has a run log.
     for sub in by_axis.values():
         assert (tmp_path / "work" / "experiments" / sub["experiment_id"] / "run.log").is_file()
@@ -169,14 +170,16 @@ def test_the_proposer_edits_the_code_it_is_shown_and_accepted_edits_stack(tmp_pa
     assert GHOST.strip() in revision  # the error names what did not match
     assert by_axis["code:activation"]["proposal"]["proposal_id"].endswith("-v1-0")  # B is that revision
 
-    # A was promoted; B and C ran on A's code, each with its own edit and not the other's.
+    # A was promoted, then C: B and C ran on A's code, each with its own edit and not the other's,
+    # and the second accepted change contains the first.
+    promoted = [e["experiment_id"] for e in out["events"] if e["type"] == "promotion"]
+    assert promoted == [by_axis["code:schedule"]["experiment_id"], by_axis["code:warmup_peak"]["experiment_id"]]
     champion = files_at(task, out["champion"]["diff"])["train.py"]
-    assert out["champion"]["experiment_id"] == by_axis["code:schedule"]["experiment_id"]
-    assert "return 10 * lr * (step + 1) / warmup_steps" in champion and "return lr *" not in champion
+    assert "return 30 * lr * (step + 1) / warmup_steps" in champion  # C's edit ...
+    assert "return 10 * lr * (min_lr_frac" in champion and "return lr *" not in champion  # ... on A's
     ran = {axis: files_at(task, sub["change"]["diff"])["train.py"] for axis, sub in by_axis.items()}
-    assert "10 * lr * (step + 1)" in ran["code:activation"] and "10 * lr * (step + 1)" in ran["code:init"]
-    assert "nn.Sigmoid()" in ran["code:activation"] and "std=0.02" in ran["code:activation"]
-    assert "std=0.2)" in ran["code:init"] and "nn.GELU()" in ran["code:init"]
+    assert "10 * lr * (step + 1)" in ran["code:activation"] and "nn.Sigmoid()" in ran["code:activation"]
+    assert "30 * lr * (step + 1)" in ran["code:warmup_peak"] and "nn.GELU()" in ran["code:warmup_peak"]
     # Later prompts show the champion's code as it is now, and its change from the original.
     assert "10 * lr * (step + 1)" in proposer[1] and "CHAMPION'S CODE CHANGE from the original files" in proposer[1]
 
