@@ -85,6 +85,11 @@ class LabView(_Model):
     #: The task's shipped code ideas (``ideas/``); each is an axis ``code:<axis>`` of its own.
     ideas: list[CodeIdea] = Field(default_factory=list)
 
+    def untried_ideas(self) -> list[CodeIdea]:
+        """The shipped ideas no proposal has run yet (a run's proposal carries the idea's diff)."""
+        tried = {e.proposal.change.diff for e in self.experiments if e.proposal.change.diff}
+        return [i for i in self.ideas if i.diff not in tried]
+
 
 class HypothesisDraft(_Model):
     """A team hypothesis an agent posts during organization."""

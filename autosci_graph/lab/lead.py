@@ -86,8 +86,10 @@ def direction(cand: Candidate, since: Candidate | None = None) -> tuple[dict[str
 def ancestors(cand: Candidate | None, candidates: Mapping[str, Candidate]) -> list[Candidate]:
     """``cand`` and the leads it stepped from, nearest first."""
     chain: list[Candidate] = []
-    while cand is not None and cand.candidate_id not in {c.candidate_id for c in chain}:
+    seen: set[str] = set()
+    while cand is not None and cand.candidate_id not in seen:  # a parent loop would not end otherwise
         chain.append(cand)
+        seen.add(cand.candidate_id)
         cand = candidates.get(cand.parent) if cand.parent else None
     return chain
 

@@ -109,10 +109,10 @@ def render_view(view: LabView, settings: PromptSettings = PromptSettings()) -> s
     if task.editable:
         lines.append(f"EDITABLE FILES (a code change goes in diff, with direction code): {', '.join(task.editable)}")
     if view.ideas:
-        tried = _tried_diffs(view)
+        untried = {i.name for i in view.untried_ideas()}
         lines.append("CODE IDEAS shipped with the task (each is the axis code:<axis>; ideas on one axis are alternatives):")
         for idea in view.ideas:
-            lines.append(f"  {idea.axis_tag} {idea.name}: {idea.description}" + (" [tried]" if idea.diff in tried else ""))
+            lines.append(f"  {idea.axis_tag} {idea.name}: {idea.description}" + (" [tried]" if idea.name not in untried else ""))
     changed = {k: v for k, v in champ.config.items() if k in task.knobs and v != task.knobs[k].default}
     measured = _fmt(champ.metric) if champ.metric is not None else "not measured yet"
     lines.append(
@@ -167,15 +167,10 @@ def render_view(view: LabView, settings: PromptSettings = PromptSettings()) -> s
     return "\n".join(lines)
 
 
-def _tried_diffs(view: LabView) -> set[str]:
-    return {e.proposal.change.diff for e in view.experiments if e.proposal.change.diff}
-
-
 def render_ideas(view: LabView, team: Team, budget_chars: int) -> str:
     """The untried code ideas as diffs a proposal can copy (the team's own axes first), within a
     character budget; the rest by name. Empty when the task ships none."""
-    tried = _tried_diffs(view)
-    untried = [i for i in view.ideas if i.diff not in tried]
+    untried = view.untried_ideas()
     if not untried:
         return ""
     own = set(team.hypothesis.axes)

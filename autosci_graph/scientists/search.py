@@ -229,11 +229,10 @@ class SearchScientist(Scientist):
     @staticmethod
     def _idea_drafts(view: LabView, axes: list[str]) -> list[ProposalDraft]:
         """The task's code ideas on ``axes`` that no run has tried yet, in name order."""
-        tried = {e.proposal.change.diff for e in view.experiments if e.proposal.change.diff}
         return [ProposalDraft(axis=i.axis_tag, direction="code", diff=i.diff, bold=True,
                               rationale=f"code idea {i.name}: {i.description}",
                               prediction=f"{view.task.metric.name} improves beyond the noise floor")
-                for i in view.ideas if i.axis_tag in axes and i.diff not in tried and _fits(i.diff, view.champion_files)]
+                for i in view.untried_ideas() if i.axis_tag in axes and _fits(i.diff, view.champion_files)]
 
     def _candidates(self, view: LabView, axes: list[str], rng: random.Random) -> list[ProposalDraft]:
         """Moves from the champion on ``axes``: fixed-fraction steps both ways, the bracket of
