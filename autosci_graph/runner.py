@@ -52,6 +52,8 @@ class RunSpec:
     fixed: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: How runs are contained: ``"auto"`` (bubblewrap), ``"bwrap"`` or ``"none"`` (see tools.sandbox).
     sandbox: str = "auto"
+    #: Seconds one LLM call may take before it counts as a failed turn (``None``: no limit).
+    call_timeout_s: float | None = 120.0
     created_at: float = dataclasses.field(default_factory=time.time)
 
     def save(self, run_dir: Path) -> None:
@@ -94,7 +96,8 @@ def make_scientist(spec: RunSpec) -> Any:
         return SearchScientist()
     from autosci_graph.scientists.llm import LLMScientist
 
-    return LLMScientist(spec.model, critic_model=spec.critic_model, base_url=spec.base_url)
+    return LLMScientist(spec.model, critic_model=spec.critic_model, base_url=spec.base_url,
+                        call_timeout_s=spec.call_timeout_s)
 
 
 @contextmanager

@@ -76,6 +76,10 @@ class LabRequest(TypedDict, total=False):
     critic_model: str
     #: Base URL of an OpenAI-compatible server, for ``openai-compatible:NAME`` models.
     base_url: str
+    #: Seconds one LLM call may take before it counts as a failed turn (default 120; 0: no limit).
+    call_timeout_s: float
+    #: Stop after this many rounds in a row in which the agents gave no usable answer (default 5).
+    max_failed_rounds: int
     #: Record every run in the experiment memory and recall past failures (default true).
     memory: bool
     #: Memory folder (default: the shared one under ``~/.cache/autosci_graph``).
@@ -122,6 +126,7 @@ def _settings(req: LabRequest) -> dict[str, Any]:
         n_teams=req.get("teams", 3), max_experiments=req.get("max_experiments", 30),
         deadline=time.time() + float(deadline) if deadline else None,
         stop_after_no_keep=req.get("stop_after_no_keep", 10) or None,
+        max_failed_rounds=req.get("max_failed_rounds", 5),
     )
     return settings_dict(settings)
 
@@ -152,7 +157,7 @@ def lab(state: ServerState) -> dict[str, Any]:
                    mode=state.get("mode", "lab"), model=state.get("model"), critic_model=state.get("critic_model"),
                    base_url=state.get("base_url"), slots=state.get("slots"), memory=state.get("memory", True),
                    memory_path=state.get("memory_path"), fixed=dict(state.get("fixed") or {}),
-                   sandbox=state.get("sandbox", "auto"))
+                   sandbox=state.get("sandbox", "auto"), call_timeout_s=state.get("call_timeout_s", 120.0) or None)
     task = spec.task()
     run_dir = Path(state["run_dir"])
     memory = None

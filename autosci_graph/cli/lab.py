@@ -48,6 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             deadline=time.time() + parse_duration(args.deadline) if args.deadline else None,
             stop_after_no_keep=args.stop_after_no_keep or None, max_tokens=args.max_tokens,
             max_cost_usd=args.max_cost, max_device_seconds=args.max_device_seconds, seed=args.seed,
+            max_failed_rounds=args.max_failed_rounds,
         )
         if args.model:  # fail on a missing provider package before anything is written
             from autosci_graph.scientists.providers import resolve_model
@@ -65,7 +66,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         spec = RunSpec(task_dir=str(task.root), run_id=run_id, settings=settings_dict(settings),
                        mode="single" if args.single_agent else "lab", model=args.model, critic_model=args.critic_model,
                        base_url=args.base_url, slots=args.slots, memory=not args.no_memory,
-                       memory_path=args.memory_path, fixed=fixed, sandbox=args.sandbox)
+                       memory_path=args.memory_path, fixed=fixed, sandbox=args.sandbox,
+                       call_timeout_s=args.call_timeout or None)
         spec.save(run_dir)
         resume = False
     task = spec.task()
@@ -113,6 +115,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--max-tokens", type=int, help="LLM token budget (input + output)")
     p.add_argument("--max-cost", type=float, help="LLM cost budget in USD (needs prices on the scientist)")
     p.add_argument("--max-device-seconds", type=float, help="budget of summed experiment run time")
+    p.add_argument("--call-timeout", type=float, default=120.0, metavar="SECONDS",
+                   help="seconds one LLM call may take; a slower one is a failed turn, retried later (default 120; 0: no limit)")
+    p.add_argument("--max-failed-rounds", type=int, default=5,
+                   help="stop after N rounds in a row in which the agents gave no usable answer (default 5)")
     p.add_argument("--stop-after-no-keep", type=int, default=10, help="stop after N explorations without a keep (0: never)")
     p.add_argument("--run-dir", help="where outputs go (default runs/TASK-TIMESTAMP)")
     p.add_argument("--fixed", action="append", metavar="KEY=VALUE", help="override a fixed run argument, e.g. time_budget=5")

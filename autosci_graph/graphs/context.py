@@ -71,6 +71,18 @@ class LabSettings:
     #: Idle rounds repeat the champion only until it has been measured on this many seeds.
     max_champion_seeds: int = 5
 
+    # -- failed agent turns (autosci_graph/lab/retry.py) ------------------------------------------
+    #: Stop after this many rounds in a row failed: some organize, propose or critique turn raised
+    #: (HTTP error, time-out) or stayed invalid after repair, and no team was formed and no
+    #: experiment started. A single failed round never stops the lab.
+    max_failed_rounds: int = 5
+    #: After failed formations, teams are formed again after 1, 2, 4, ... rounds, at most this many.
+    formation_backoff_rounds: int = 8
+    #: With no team and nothing in flight after a failed round, wait this long before the next one,
+    #: doubling per failed round up to ``retry_wait_max_s`` (a restarting server gets time).
+    retry_wait_s: float = 2.0
+    retry_wait_max_s: float = 60.0
+
     # -- promotion by pooled evidence (autosci_graph/lab/promotion.py has the math) ----------
     #: When a candidate replaces the champion: all its seeds against the champion's mean, σ
     #: pooled over every repeated configuration, a fixed bar with a futility stop.
@@ -103,6 +115,10 @@ class LabSettings:
             )
         if self.baseline_seeds < 1:
             raise SettingsError("baseline_seeds must be at least 1")
+        if self.max_failed_rounds < 1:
+            raise SettingsError("max_failed_rounds must be at least 1")
+        if self.retry_wait_s < 0 or self.retry_wait_max_s < 0:
+            raise SettingsError("retry_wait_s and retry_wait_max_s must be >= 0")
 
     @staticmethod
     def deadline_in(seconds: float) -> float:

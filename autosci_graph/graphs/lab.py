@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from typing import Any, Literal
@@ -32,10 +33,17 @@ from autosci_graph.graphs.team import build_team_graph
 from autosci_graph.lab.changes import champion_change
 from autosci_graph.lab.knowledge import noise_estimate
 from autosci_graph.lab.promotion import is_deterministic
+from autosci_graph.lab.retry import (
+    TurnFailure, failed_rounds_after, formation_delay, give_up_reason, retry_wait_s, round_outcome,
+)
 from autosci_graph.lab.teams import (
     can_dissolve, choose_drafts, exhausted_axes, is_falsified, members_for, new_team, regroup_reason,
 )
-from autosci_graph.state import Change, Champion, Proposal, RunRequest, RunResult, Submission, Team
+from autosci_graph.scientists.base import LabView, OrganizeReply
+from autosci_graph.scientists.providers import ProviderError
+from autosci_graph.state import Change, Champion, Proposal, RunRequest, RunResult, Submission, Team, Usage
+
+logger = logging.getLogger(__name__)
 
 
 def _baseline(ctx: LabContext, state: LabState, run_id: str) -> list[Submission]:
@@ -57,12 +65,40 @@ def _baseline(ctx: LabContext, state: LabState, run_id: str) -> list[Submission]
     return subs
 
 
+def _assess_round(ctx: LabContext, state: LabState) -> tuple[int, TurnFailure | None]:
+    """The failed-round count after the round that just ended, and its last failed turn."""
+    rotation = state.get("rotation", 0)
+    if rotation == 0:
+        return 0, None  # no round has run yet
+    failures = [TurnFailure.model_validate(f) for f in state.get("failed_turns", []) if f["rotation"] == rotation]
+    started = any(d["kind"] == "explore" for d in state.get("submitted", [])[state.get("round_start", 0):])
+    outcome = round_outcome(failures, progressed=started or bool(state.get("round_formed")))
+    count = failed_rounds_after(state.get("failed_rounds", 0), outcome)
+    if outcome == "failed":
+        logger.warning("round %d failed (%d in a row): %s", rotation, count,
+                    "; ".join(f"{f.role} {f.kind}: {f.reason[:200]}" for f in failures))
+    return count, failures[-1] if failures else None
+
+
+def _form_teams(ctx: LabContext, view: LabView, needed: int, rotation: int) -> tuple[OrganizeReply | None, TurnFailure | None, dict[str, Any]]:
+    """Ask the scientist for hypotheses. A provider failure (HTTP error, time-out) is a failed
+    turn, not a failed run: its usage still counts and formation is retried in a later round."""
+    try:
+        reply = ctx.scientist.organize(view, n_teams=needed, agents=ctx.settings.roster())
+    except ProviderError as exc:
+        used = exc.usage.to_state() if isinstance(exc.usage, Usage) else {}
+        return None, TurnFailure(role="organize", kind="error", rotation=rotation, reason=str(exc), agent="organizer"), used
+    return reply, None, reply.usage.to_state()
+
+
 def organize(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     """Housekeeping and self-organization before each dispatch."""
     ctx = runtime.context
     s = ctx.settings
     ctx.clear_claims()  # claims guard one round of parallel branches, not the whole run
-    update: dict[str, Any] = {"rotation": state.get("rotation", 0) + 1}
+    failed_rounds, last_failure = _assess_round(ctx, state)
+    rotation = state.get("rotation", 0) + 1
+    update: dict[str, Any] = {"rotation": rotation, "failed_rounds": failed_rounds, "round_formed": False}
     events: list[dict[str, Any]] = []
     if state.get("champion") is None:
         run_id = state.get("run_id") or uuid.uuid4().hex[:8]
@@ -73,7 +109,8 @@ def organize(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         if not baseline:
             update["stop_reason"] = "the budgets cannot fit one run of the default configuration"
         state = {**state, **update}  # type: ignore[typeddict-item]
-    reason = state.get("stop_reason") or stop_reason(ctx, state)
+    update["round_start"] = len(state.get("submitted", []))
+    reason = state.get("stop_reason") or stop_reason(ctx, state) or give_up_reason(failed_rounds, s.max_failed_rounds, last_failure)
     if reason:
         if not state.get("stop_reason"):
             emit({"type": "stopping", "reason": reason})
@@ -98,24 +135,51 @@ def organize(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         events.append({"type": "regroup", "reason": why, "at": time.time(), "at_experiment": len(log)})
         active = [t for t in teams if t.status == "active"]
     needed = s.n_teams - len(active)
-    if needed > 0:
+    # After failed formations the teams the lab has go on working and formation waits (backoff);
+    # with no team at all there is nothing else to do, so it is retried every round, after a wait.
+    due = not active or rotation >= state.get("next_formation_at", 0)
+    if needed > 0 and due:
+        if not active and not nb.in_flight:
+            wait = retry_wait_s(failed_rounds, s.retry_wait_s, s.retry_wait_max_s)
+            if s.deadline is not None:
+                wait = min(wait, max(0.0, s.deadline - time.time()))
+            if wait > 0:
+                emit({"type": "retry_wait", "seconds": wait, "failed_rounds": failed_rounds})
+                time.sleep(wait)
         # The teams as they stand after this step's falsifications and regroup.
         view = nb.view(seed=s.seed).model_copy(update={"teams": teams})
-        reply = ctx.scientist.organize(view, n_teams=needed, agents=s.roster())
-        update["usage"] = reply.usage.to_state()
-        taken = {t.hypothesis.axes[0] for t in active if t.hypothesis.axes}
-        drafts = choose_drafts(reply, needed, view.knowledge.untested_axes, exhausted_axes(log, rules), taken)
-        used_slots = {i for i in range(s.n_teams) for t in active if t.members == members_for(i, rules)}
-        free_slots = [i for i in range(s.n_teams) if i not in used_slots]
-        for draft, slot in zip(drafts, free_slots):
-            team = new_team(draft, f"t{len(teams) + 1}", members_for(slot, rules), len(log))
-            teams.append(team)
-            events.append({"type": "team_formed", "team": team.team_id, "hypothesis": draft.statement, "axes": draft.axes,
-                           "author": draft.author, "at": time.time(), "at_experiment": len(log)})
-        for r in reply.dropped:
-            events.append({"type": "dropped_answer", "agent": "organizer", "reason": r, "at": time.time()})
-    if not any(t.status == "active" for t in teams):
-        update["stop_reason"] = "no team could be formed: the scientist posted no usable hypothesis"
+        reply, failure, used = _form_teams(ctx, view, needed, rotation)
+        update["usage"] = used
+        formed = 0
+        if reply is not None:
+            taken = {t.hypothesis.axes[0] for t in active if t.hypothesis.axes}
+            drafts = choose_drafts(reply, needed, view.knowledge.untested_axes, exhausted_axes(log, rules), taken)
+            used_slots = {i for i in range(s.n_teams) for t in active if t.members == members_for(i, rules)}
+            free_slots = [i for i in range(s.n_teams) if i not in used_slots]
+            for draft, slot in zip(drafts, free_slots):
+                team = new_team(draft, f"t{len(teams) + 1}", members_for(slot, rules), len(log))
+                teams.append(team)
+                formed += 1
+                events.append({"type": "team_formed", "team": team.team_id, "hypothesis": draft.statement, "axes": draft.axes,
+                               "author": draft.author, "at": time.time(), "at_experiment": len(log)})
+            for r in reply.dropped:
+                events.append({"type": "dropped_answer", "agent": "organizer", "reason": r, "at": time.time()})
+            if not formed:
+                why_not = "; ".join(reply.dropped) or "no posted hypothesis could lead a team (axes taken, exhausted or unknown)"
+                failure = TurnFailure(role="organize", kind="invalid", rotation=rotation, reason=why_not, agent="organizer")
+        if formed:
+            update.update(round_formed=True, formation_failures=0, next_formation_at=0)
+        else:
+            k = state.get("formation_failures", 0) + 1
+            # With teams at work, formation backs off; with none, the next round retries (after a wait).
+            delay = formation_delay(k, s.formation_backoff_rounds) if active else 1
+            update.update(formation_failures=k, next_formation_at=rotation + delay)
+        if failure is not None:
+            update["failed_turns"] = [failure.to_state()]
+            events.append({"type": "turn_failed", "role": "organize", "kind": failure.kind, "reason": failure.reason[:500],
+                           "next_formation_at": update["next_formation_at"], "at": time.time()})
+            logger.warning("organize failed (%s), formation retried in round %d: %s", failure.kind,
+                         update["next_formation_at"], failure.reason[:300])
     update["teams"] = [t.to_state() for t in teams]
     update["events"] = events
     for e in events:
@@ -147,7 +211,9 @@ def dispatch(state: LabState, runtime: Runtime[LabContext]) -> list[Send] | Lite
         sends.append(Send("team", {"team_id": team.team_id, "turn": len(sends), "lab": snapshot}))
     if sends:
         return sends
-    return "collect" if in_flight else DONE
+    # No team (formation failed and is retried next round) is not the end of the run: the round
+    # ends in ``collect``, which spends the slot on the champion while the lab waits.
+    return "collect" if in_flight or not nb.active_teams else DONE
 
 
 def collect(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
@@ -159,7 +225,11 @@ def collect(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     if not in_flight:
         # Every team passed. Spend the slot on the champion instead: a repeat on a new seed
         # sharpens both the noise floor and the champion's mean, and lets tired families cool.
-        update["idle_rounds"] = state.get("idle_rounds", 0) + 1
+        # A round whose agents failed is counted by ``failed_rounds`` (its own limit and message),
+        # not as idle: teams that could not think did not pass.
+        rotation = state.get("rotation", 0)
+        failed = any(f["rotation"] == rotation for f in state.get("failed_turns", []))
+        update["idle_rounds"] = state.get("idle_rounds", 0) + (0 if failed else 1)
         champion = nb.champion
         sigma, dof = noise_estimate(ctx.task, nb.log, upper=False)
         enough = len(champion.seeds) >= ctx.settings.max_champion_seeds or is_deterministic(sigma, dof)

@@ -60,6 +60,17 @@ class LabState(TypedDict, total=False):
     rotation: int
     idle_rounds: int
     stop_reason: str | None
+    #: Agent turns that gave nothing usable (TurnFailure dicts, autosci_graph.lab.retry), every round.
+    failed_turns: Annotated[list[dict[str, Any]], operator.add]
+    #: Rounds in a row that failed (reset by a round that formed a team or started an experiment).
+    failed_rounds: int
+    #: Formations in a row that formed no team, and the round the next one is due in (backoff).
+    formation_failures: int
+    next_formation_at: int
+    #: Where this round's submissions start in ``submitted``, and whether organize formed a team:
+    #: how the next organize tells whether the round progressed.
+    round_start: int
+    round_formed: bool
 
 
 def finished_ids(state: LabState) -> set[str]:

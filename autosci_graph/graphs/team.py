@@ -19,8 +19,10 @@ from autosci_graph.graphs.recall import recall_failures
 from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.lab.changes import StackingError, change_key, change_to_run, has_code
 from autosci_graph.lab.critique import auto_review
+from autosci_graph.lab.retry import TurnFailure
 from autosci_graph.scientists.base import RecalledMemory
-from autosci_graph.state import Candidate, Champion, Change, Proposal, Review, RunRequest, Submission, Team, add_usage
+from autosci_graph.scientists.providers import ProviderError
+from autosci_graph.state import Candidate, Champion, Change, Proposal, Review, RunRequest, Submission, Team, Usage, add_usage
 from autosci_graph.tools.precheck import precheck
 
 
@@ -42,6 +44,7 @@ class TeamState(TypedDict, total=False):
     reviews: Annotated[list[dict[str, Any]], operator.add]
     events: Annotated[list[dict[str, Any]], operator.add]
     usage: Annotated[dict[str, Any], add_usage]
+    failed_turns: Annotated[list[dict[str, Any]], operator.add]
 
 
 class TeamOutput(TypedDict, total=False):
@@ -50,6 +53,7 @@ class TeamOutput(TypedDict, total=False):
     reviews: list[dict[str, Any]]
     events: list[dict[str, Any]]
     usage: dict[str, Any]
+    failed_turns: list[dict[str, Any]]
 
 
 def _notebook(state: TeamState, ctx: LabContext) -> Notebook:
@@ -93,7 +97,14 @@ def propose(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     author = _proposer(team, rotation + state.get("revision", 0))
     feedback = [Review.model_validate(r) for r in state.get("feedback", [])]
     recalled = [RecalledMemory.model_validate(r) for r in state.get("recalled", [])]
-    reply = ctx.scientist.propose(nb.view(feedback=feedback, seed=ctx.settings.seed, on_lead=True), team=team, author=author, recalled=recalled, n=ctx.settings.proposals_per_turn)
+    view = nb.view(feedback=feedback, seed=ctx.settings.seed, on_lead=True)
+    try:
+        reply = ctx.scientist.propose(view, team=team, author=author, recalled=recalled, n=ctx.settings.proposals_per_turn)
+    except ProviderError as exc:
+        # A failed call is a failed turn: the team passes this round, the lab goes on.
+        failure = TurnFailure(role="propose", kind="error", rotation=rotation, reason=str(exc), agent=author, team=team.team_id)
+        return {"proposals": [], "usage": _usage_of(exc), "failed_turns": [failure.to_state()],
+                "events": [_failure_event(failure)]}
     rev = state.get("revision", 0)
     proposals = [
         Proposal(
@@ -106,7 +117,15 @@ def propose(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         for i, d in enumerate(reply.proposals)
     ]
     events = [{"type": "dropped_answer", "team": team.team_id, "agent": author, "reason": r, "at": time.time()} for r in reply.dropped]
-    return {"proposals": proposals, "usage": reply.usage.to_state(), "events": events}
+    update: dict[str, Any] = {"proposals": proposals, "usage": reply.usage.to_state(), "events": events}
+    if not proposals and reply.dropped:
+        # Nothing usable came back. A reply with no proposal and nothing dropped is a scientist
+        # passing on purpose (nothing new to try): an idle turn, not a failed one.
+        failure = TurnFailure(role="propose", kind="invalid", rotation=rotation, agent=author, team=team.team_id,
+                              reason="; ".join(reply.dropped))
+        update["failed_turns"] = [failure.to_state()]
+        events.append(_failure_event(failure))
+    return update
 
 
 def critique(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
@@ -120,6 +139,7 @@ def critique(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     reviews: list[Review] = []
     usage: dict[str, Any] = {}
     events: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
     for raw in state.get("proposals", []):
         p = Proposal.model_validate(raw)
         recalled = recall_failures(ctx.memory, p.rationale or p.change.description or str(p.change.knobs), task=ctx.task.name, k=ctx.settings.recall_k)
@@ -132,13 +152,28 @@ def critique(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
             review = auto_review(p, view, recalled, ctx.settings.rules, candidate=candidate)
         if review is None:
             reviewer = _reviewer(p.author, team, nb, rotation)
-            reply = ctx.reviewer.critique(view, proposal=p, reviewer=reviewer, recalled=recalled)
-            usage = add_usage(usage, reply.usage.to_state())
-            if reply.review is None or not reply.review.reason.strip():
-                review = Review(proposal_id=p.proposal_id, reviewer=reviewer, approve=False, rule="no_review",
-                                reason="the critic gave no usable review: " + ("; ".join(reply.dropped) or "empty answer"))
+            failure: TurnFailure | None = None
+            try:
+                reply = ctx.reviewer.critique(view, proposal=p, reviewer=reviewer, recalled=recalled)
+            except ProviderError as exc:
+                usage = add_usage(usage, _usage_of(exc))
+                failure = TurnFailure(role="critique", kind="error", rotation=rotation, reason=str(exc), agent=reviewer,
+                                      team=team.team_id)
             else:
-                review = Review(proposal_id=p.proposal_id, reviewer=reviewer, approve=reply.review.approve, reason=reply.review.reason)
+                usage = add_usage(usage, reply.usage.to_state())
+                if reply.review is None or not reply.review.reason.strip():
+                    failure = TurnFailure(role="critique", kind="invalid", rotation=rotation, agent=reviewer, team=team.team_id,
+                                          reason="; ".join(reply.dropped) or "empty answer")
+                else:
+                    review = Review(proposal_id=p.proposal_id, reviewer=reviewer, approve=reply.review.approve,
+                                    reason=reply.review.reason)
+            if failure is not None:
+                # Unreviewed means it does not run: critique before compute has no exception.
+                review = Review(proposal_id=p.proposal_id, reviewer=reviewer, approve=False, rule="no_review",
+                                reason=f"the critic gave no usable review: {failure.reason}")
+                failures.append(failure.to_state())
+                events.append(_failure_event(failure))
+        assert review is not None  # every path above gives a review: the rules', the precheck's or a critic's
         reviews.append(review)
     approved = [raw for raw, r in zip(state.get("proposals", []), reviews) if r.approve]
     rejected = [r.to_state() for r in reviews if not r.approve]
@@ -149,7 +184,18 @@ def critique(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         "revision": state.get("revision", 0) + (0 if approved else 1),
         "usage": usage,
         "events": events,
+        "failed_turns": failures,
     }
+
+
+def _usage_of(exc: ProviderError) -> dict[str, Any]:
+    """What a failed request used before it failed: its calls always count against the budget."""
+    return exc.usage.to_state() if isinstance(exc.usage, Usage) else {"calls": 1, "failed_calls": 1}
+
+
+def _failure_event(failure: TurnFailure) -> dict[str, Any]:
+    return {"type": "turn_failed", "role": failure.role, "kind": failure.kind, "team": failure.team,
+            "agent": failure.agent, "reason": failure.reason[:500], "at": time.time()}
 
 
 def _check_code(ctx: LabContext, p: Proposal, champion: Champion) -> Review | None:

@@ -8,6 +8,7 @@
 * :mod:`~autosci_graph.lab.knowledge` — facts derived from the log: noise floor, per-axis effects;
 * :mod:`~autosci_graph.lab.teams` — team formation by vote, falsification, regroup triggers;
 * :mod:`~autosci_graph.lab.budget` — budgets and stop rules.
+* :mod:`~autosci_graph.lab.retry` — failed agent turns and rounds: formation backoff, when to give up.
 
 Graph nodes call these for every decision, so the same rules are unit-tested without a graph.
 They import only :mod:`autosci_graph.state`, :mod:`autosci_graph.task`,

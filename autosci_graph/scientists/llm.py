@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections.abc import Callable
@@ -142,6 +143,9 @@ class LLMScientist(Scientist):
         code_budget_chars: Characters of numbered code the proposer sees (about 4 per token); overrides
             ``prompt_settings.code_budget_chars``. Files that fit go in whole, longer ones as an
             outline plus the region the champion's change touched.
+        call_timeout_s: Seconds one model call may take (``None``: no limit). A call that takes longer
+            raises :class:`~autosci_graph.scientists.providers.ProviderError`; in a lab that is a failed
+            turn, retried in a later round, never the end of the run.
 
     Usage: each reply's ``usage`` holds the tokens and cost of the calls made for that reply;
     :attr:`total_usage` is the running total over the scientist's life.
@@ -162,11 +166,16 @@ class LLMScientist(Scientist):
         api_key_env: str | None = None,
         rules: CritiqueRules | None = None,
         code_budget_chars: int | None = None,
+        call_timeout_s: float | None = 120.0,
     ) -> None:
         if max_repairs < 0:
             raise ValueError(f"max_repairs must be >= 0, got {max_repairs}")
+        if call_timeout_s is not None and call_timeout_s <= 0:
+            raise ValueError(f"call_timeout_s must be > 0 (or None for no limit), got {call_timeout_s}")
+        self.call_timeout_s = call_timeout_s
+
         def as_model(m: BaseChatModel | str) -> BaseChatModel:
-            return _as_model(m, base_url=base_url, api_key_env=api_key_env)
+            return _as_model(m, base_url=base_url, api_key_env=api_key_env, timeout_s=call_timeout_s)
 
         self.model = as_model(model)
         self.critic_model = as_model(critic_model) if critic_model is not None else self.model
@@ -294,7 +303,7 @@ class LLMScientist(Scientist):
     def _invoke(self, role: str, model: BaseChatModel, conversation: list[BaseMessage]) -> AIMessage:
         config = {"run_name": f"autosci.{role}", "tags": ["autosci", role], "metadata": {"scientist": self.name}}
         try:
-            reply = model.invoke(conversation, config=config)  # type: ignore[arg-type]
+            reply = _call_with_timeout(lambda: model.invoke(conversation, config=config), self.call_timeout_s)  # type: ignore[arg-type]
         except Exception as exc:  # any failure of the provider itself is a failed system
             self._meter.record(None, failed=True)
             raise ProviderError(
@@ -306,9 +315,39 @@ class LLMScientist(Scientist):
         return reply
 
 
-def _as_model(model: BaseChatModel | str, *, base_url: str | None, api_key_env: str | None) -> BaseChatModel:
+class CallTimeout(TimeoutError):
+    """A model call gave no answer within ``call_timeout_s``."""
+
+
+def _call_with_timeout(call: Callable[[], Any], timeout_s: float | None) -> Any:
+    """``call()``, given up after ``timeout_s`` seconds. The client's own time-out (set on models
+    built from strings) closes the connection; this guard also holds for any model object, whose
+    client may wait forever. An abandoned call finishes in a daemon thread and is ignored."""
+    if timeout_s is None:
+        return call()
+    box: dict[str, Any] = {}
+    context = contextvars.copy_context()  # callbacks and tracing see the caller's run
+
+    def target() -> None:
+        try:
+            box["value"] = context.run(call)
+        except BaseException as exc:  # handed to the caller's thread below
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, name="autosci-llm-call", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        raise CallTimeout(f"no answer within {timeout_s:g} s (call_timeout_s)")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _as_model(model: BaseChatModel | str, *, base_url: str | None, api_key_env: str | None,
+              timeout_s: float | None = None) -> BaseChatModel:
     if isinstance(model, str):
-        return resolve_model(model, base_url=base_url, api_key_env=api_key_env)
+        return resolve_model(model, base_url=base_url, api_key_env=api_key_env, timeout_s=timeout_s)
     if not isinstance(model, BaseChatModel):
         raise TypeError(f"model must be a LangChain BaseChatModel or a 'provider:model' string, got {type(model).__name__}")
     return model

@@ -60,12 +60,15 @@ class _Provider:
     key_env: str | None
     #: Name of the constructor argument for the server address.
     url_arg: str = "base_url"
+    #: Name of the constructor argument for a per-request time-out in seconds (``None``: none).
+    timeout_arg: str | None = "timeout"
 
 
 _PROVIDERS: dict[str, _Provider] = {
     "openai": _Provider("langchain_openai", "ChatOpenAI", "langchain-openai", "OPENAI_API_KEY"),
     "anthropic": _Provider("langchain_anthropic", "ChatAnthropic", "langchain-anthropic", "ANTHROPIC_API_KEY"),
-    "ollama": _Provider("langchain_ollama", "ChatOllama", "langchain-ollama", None),
+    # ChatOllama takes no time-out argument; LLMScientist's call_timeout_s still bounds its calls.
+    "ollama": _Provider("langchain_ollama", "ChatOllama", "langchain-ollama", None, timeout_arg=None),
     "openai-compatible": _Provider("langchain_openai", "ChatOpenAI", "langchain-openai", None),
 }
 _ALIASES = {
@@ -123,7 +126,8 @@ def _read_key(env_name: str, *, required: bool) -> SecretStr | None:
 
 
 def resolve_model(
-    spec: str, *, base_url: str | None = None, api_key_env: str | None = None, **kwargs: Any
+    spec: str, *, base_url: str | None = None, api_key_env: str | None = None, timeout_s: float | None = None,
+    **kwargs: Any,
 ) -> BaseChatModel:
     """A chat model for ``spec`` (``provider:model``).
 
@@ -135,7 +139,8 @@ def resolve_model(
         api_key_env: Environment variable to read the API key from, instead of the provider's
             default (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``). ``openai-compatible`` sends
             ``"not-needed"`` unless this is given, so a real OpenAI key never goes to a third-party server.
-        **kwargs: Passed to the model class (``temperature``, ``max_retries``, ``timeout``, ...).
+        timeout_s: Per-request time-out in seconds, for providers whose client takes one.
+        **kwargs: Passed to the model class (``temperature``, ``max_retries``, ``max_tokens``, ...).
 
     Raises:
         AutosciError: ``PROVIDER_MISSING`` when the integration package is not installed.
@@ -151,6 +156,8 @@ def resolve_model(
         raise _missing(provider, info.package, exc) from None
 
     args: dict[str, Any] = {"model": name, **kwargs}
+    if timeout_s is not None and info.timeout_arg is not None:
+        args.setdefault(info.timeout_arg, timeout_s)
     if provider == "openai-compatible":
         base_url = base_url or os.environ.get("OPENAI_BASE_URL")
         if not base_url:

@@ -30,6 +30,8 @@ class ScriptedReply:
     status: int = 200
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    #: Seconds the server waits before answering (a slow model, for client time-outs).
+    delay_s: float = 0.0
 
 
 Script = Union[str, ScriptedReply]
@@ -100,7 +102,7 @@ class OpenAICompatServer:
         reply = ScriptedReply(content=script) if isinstance(script, str) else script
         if reply.status == 200:
             reply = ScriptedReply(
-                content=reply.content, status=200,
+                content=reply.content, status=200, delay_s=reply.delay_s,
                 prompt_tokens=self.prompt_tokens if reply.prompt_tokens is None else reply.prompt_tokens,
                 completion_tokens=self.completion_tokens if reply.completion_tokens is None else reply.completion_tokens,
             )
@@ -143,6 +145,8 @@ class OpenAICompatServer:
                     self._send_json(400, {"error": {"message": f"bad JSON: {exc}", "type": "invalid_request"}})
                     return
                 reply = server._next(body)
+                if reply.delay_s:
+                    time.sleep(reply.delay_s)
                 if reply.status != 200:
                     self._send_json(reply.status, {"error": {"message": reply.content, "type": "server_error"}})
                 elif body.get("stream"):
