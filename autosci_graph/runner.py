@@ -54,6 +54,9 @@ class RunSpec:
     sandbox: str = "auto"
     #: Seconds one LLM call may take before it counts as a failed turn (``None``: no limit).
     call_timeout_s: float | None = 120.0
+    #: USD per 1k input / output tokens the cost budget counts (``scientists.prices``; ``None``: free).
+    price_in: float | None = None
+    price_out: float | None = None
     created_at: float = dataclasses.field(default_factory=time.time)
 
     def save(self, run_dir: Path) -> None:
@@ -97,7 +100,8 @@ def make_scientist(spec: RunSpec) -> Any:
     from autosci_graph.scientists.llm import LLMScientist
 
     return LLMScientist(spec.model, critic_model=spec.critic_model, base_url=spec.base_url,
-                        call_timeout_s=spec.call_timeout_s)
+                        call_timeout_s=spec.call_timeout_s, price_per_1k_input=spec.price_in,
+                        price_per_1k_output=spec.price_out)
 
 
 @contextmanager

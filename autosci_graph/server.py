@@ -76,6 +76,12 @@ class LabRequest(TypedDict, total=False):
     critic_model: str
     #: Base URL of an OpenAI-compatible server, for ``openai-compatible:NAME`` models.
     base_url: str
+    #: LLM token budget (input + output) and cost budget in USD.
+    max_tokens: int
+    max_cost: float
+    #: USD per 1k input / output tokens (default: the model's price in ``scientists/prices.py``).
+    price_in: float
+    price_out: float
     #: Seconds one LLM call may take before it counts as a failed turn (default 120; 0: no limit).
     call_timeout_s: float
     #: Stop after this many rounds in a row in which the agents gave no usable answer (default 5).
@@ -126,9 +132,18 @@ def _settings(req: LabRequest) -> dict[str, Any]:
         n_teams=req.get("teams", 3), max_experiments=req.get("max_experiments", 30),
         deadline=time.time() + float(deadline) if deadline else None,
         stop_after_no_keep=req.get("stop_after_no_keep", 10) or None,
-        max_failed_rounds=req.get("max_failed_rounds", 5),
+        max_failed_rounds=req.get("max_failed_rounds", 5), max_tokens=req.get("max_tokens"),
+        max_cost_usd=req.get("max_cost"),
     )
     return settings_dict(settings)
+
+
+def _price(req: LabRequest) -> Any:
+    """The prices the run counts its cost at (refuses a cost budget nothing could count)."""
+    from autosci_graph.scientists.prices import resolve_prices
+
+    return resolve_prices(req.get("model"), req.get("price_in"), req.get("price_out"), req.get("max_cost"),
+                          flag="max_cost")
 
 
 def prepare(state: ServerState) -> dict[str, Any]:
@@ -141,6 +156,7 @@ def prepare(state: ServerState) -> dict[str, Any]:
         raise SettingsError(f"mode {state.get('mode')!r}: expected 'lab' or 'single'")
     task = load_task(state["task_dir"])
     _settings(state)  # fail here, before any run, on settings the lab would refuse
+    _price(state)
     run_id = state.get("run_id") or time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
     run_dir = Path(state.get("run_dir") or Path("runs") / f"{task.name}-{run_id}").expanduser().resolve()
     return {"task_dir": str(task.root), "task_name": task.name, "run_id": run_id, "run_dir": str(run_dir)}
@@ -158,6 +174,9 @@ def lab(state: ServerState) -> dict[str, Any]:
                    base_url=state.get("base_url"), slots=state.get("slots"), memory=state.get("memory", True),
                    memory_path=state.get("memory_path"), fixed=dict(state.get("fixed") or {}),
                    sandbox=state.get("sandbox", "auto"), call_timeout_s=state.get("call_timeout_s", 120.0) or None)
+    price = _price(state)
+    if price is not None:
+        spec.price_in, spec.price_out = price.input_per_1k, price.output_per_1k
     task = spec.task()
     run_dir = Path(state["run_dir"])
     memory = None

@@ -50,6 +50,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             max_cost_usd=args.max_cost, max_device_seconds=args.max_device_seconds, seed=args.seed,
             max_failed_rounds=args.max_failed_rounds,
         )
+        from autosci_graph.scientists.prices import resolve_prices
+
+        # A cost budget nothing could count is refused here, before anything is written.
+        price = resolve_prices(args.model, args.price_in, args.price_out, args.max_cost)
         if args.model:  # fail on a missing provider package before anything is written
             from autosci_graph.scientists.providers import resolve_model
 
@@ -67,7 +71,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                        mode="single" if args.single_agent else "lab", model=args.model, critic_model=args.critic_model,
                        base_url=args.base_url, slots=args.slots, memory=not args.no_memory,
                        memory_path=args.memory_path, fixed=fixed, sandbox=args.sandbox,
-                       call_timeout_s=args.call_timeout or None)
+                       call_timeout_s=args.call_timeout or None,
+                       price_in=price.input_per_1k if price else None, price_out=price.output_per_1k if price else None)
         spec.save(run_dir)
         resume = False
     task = spec.task()
@@ -113,7 +118,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--max-experiments", type=int, default=30, help="experiment budget (default 30)")
     p.add_argument("--deadline", help="wall-clock budget, e.g. 10m or 2h; no experiment starts that could end after it")
     p.add_argument("--max-tokens", type=int, help="LLM token budget (input + output)")
-    p.add_argument("--max-cost", type=float, help="LLM cost budget in USD (needs prices on the scientist)")
+    p.add_argument("--max-cost", type=float, help="LLM cost budget in USD, at --price-in/--price-out or the listed price of --model")
+    p.add_argument("--price-in", type=float, metavar="USD", help="USD per 1k input tokens (default: the model's listed price)")
+    p.add_argument("--price-out", type=float, metavar="USD", help="USD per 1k output tokens (default: the model's listed price)")
     p.add_argument("--max-device-seconds", type=float, help="budget of summed experiment run time")
     p.add_argument("--call-timeout", type=float, default=120.0, metavar="SECONDS",
                    help="seconds one LLM call may take; a slower one is a failed turn, retried later (default 120; 0: no limit)")
