@@ -30,7 +30,8 @@ from autosci_graph.graphs.context import DONE, LabContext, emit
 from autosci_graph.graphs.share import share
 from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.graphs.team import build_team_graph
-from autosci_graph.lab.changes import champion_change
+from autosci_graph.lab.candidates import next_confirmation
+from autosci_graph.lab.changes import champion_change, champion_key
 from autosci_graph.lab.knowledge import noise_estimate
 from autosci_graph.lab.promotion import is_deterministic
 from autosci_graph.lab.retry import (
@@ -223,25 +224,17 @@ def collect(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     in_flight = nb.in_flight
     update: dict[str, Any] = {"idle_rounds": 0}
     if not in_flight:
-        # Every team passed. Spend the slot on the champion instead: a repeat on a new seed
-        # sharpens both the noise floor and the champion's mean, and lets tired families cool.
+        # Every team passed: the slot goes to the lead's or the champion's next seed (_idle_run).
         # A round whose agents failed is counted by ``failed_rounds`` (its own limit and message),
         # not as idle: teams that could not think did not pass.
         rotation = state.get("rotation", 0)
         failed = any(f["rotation"] == rotation for f in state.get("failed_turns", []))
         update["idle_rounds"] = state.get("idle_rounds", 0) + (0 if failed else 1)
-        champion = nb.champion
-        sigma, dof = noise_estimate(ctx.task, nb.log, upper=False)
-        enough = len(champion.seeds) >= ctx.settings.max_champion_seeds or is_deterministic(sigma, dof)
-        if state.get("stop_reason") or champion.metric is None or enough or not can_start(ctx, state):
+        if state.get("stop_reason") or nb.champion.metric is None or not can_start(ctx, state):
             return {**update, "inbox": []}
-        used = set(champion.seeds) | {s.seed for s in nb.submitted if s.kind == "noise"}
-        seed = next((x for x in ctx.task.seeds if x not in used), max(used | {0}) + 1)
-        exp_id = f"{state.get('run_id', 'run')}-remeasure-{len(nb.submitted)}-s{seed}"
-        change = champion_change(champion, "champion, repeated on a new seed")
-        proposal = Proposal(proposal_id=exp_id, author="housekeeping", team="", axis=None, direction=None, change=Change(),
-                            rationale="repeat the champion on a new seed")
-        sub = Submission(experiment_id=exp_id, proposal=proposal, seed=seed, kind="noise", change=change)
+        sub = _idle_run(ctx, state, nb)
+        if sub is None:
+            return {**update, "inbox": []}
         update["submitted"] = [sub.to_state()]
         in_flight = [sub]
     # Idempotent: after a resume this re-queues what the crashed process had in flight, and a
@@ -255,6 +248,30 @@ def collect(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     for r in done:
         emit({"type": "experiment_finished", "experiment_id": r.experiment_id, "status": r.status, "metric": r.metric})
     return {**update, "inbox": [r.to_state() for r in done]}
+
+
+def _idle_run(ctx: LabContext, state: LabState, nb: Notebook) -> Submission | None:
+    """What a slot runs when every team passed. The lead's next seed first: every team steps
+    from it, and when nothing around it is worth a run its mean is the thing to sharpen (a lucky
+    lead regresses, and the teams' base moves). Else the champion on a new seed, which sharpens
+    both the noise floor and the champion's mean and lets tired families cool."""
+    sigma, dof = noise_estimate(ctx.task, nb.log, upper=False)
+    if is_deterministic(sigma, dof):
+        return None
+    _, lead = nb.lead()
+    if lead is not None and champion_key(ctx.task, lead.base) == champion_key(ctx.task, nb.champion) \
+            and len(nb.runs_of(lead)) < ctx.settings.promotion.max_seeds:
+        return next_confirmation(lead, nb.submitted, nb.champion, ctx.task.seeds)
+    champion = nb.champion
+    if len(champion.seeds) >= ctx.settings.max_champion_seeds:
+        return None
+    used = set(champion.seeds) | {s.seed for s in nb.submitted if s.kind == "noise"}
+    seed = next((x for x in ctx.task.seeds if x not in used), max(used | {0}) + 1)
+    exp_id = f"{state.get('run_id', 'run')}-remeasure-{len(nb.submitted)}-s{seed}"
+    proposal = Proposal(proposal_id=exp_id, author="housekeeping", team="", axis=None, direction=None, change=Change(),
+                        rationale="repeat the champion on a new seed")
+    return Submission(experiment_id=exp_id, proposal=proposal, seed=seed, kind="noise",
+                      change=champion_change(champion, "champion, repeated on a new seed"))
 
 
 def build_lab_graph() -> StateGraph[Any, Any, Any, Any]:

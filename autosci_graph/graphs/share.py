@@ -30,7 +30,7 @@ from autosci_graph.lab.changes import StackingError
 from autosci_graph.lab.lead import (
     apply_direction, as_base, candidate_of, candidate_runs, direction, lead_of, mean_metric, shared_ancestor, worth_a_seed,
 )
-from autosci_graph.lab.candidates import next_seed, rebased_change
+from autosci_graph.lab.candidates import next_confirmation, next_seed, rebased_change
 from autosci_graph.lab.critique import refutes
 from autosci_graph.lab.changes import champion_change, champion_key, change_key
 from autosci_graph.lab.knowledge import noise_estimate
@@ -104,6 +104,10 @@ class _Share:
         """Pooled noise over the log and the run being judged."""
         provisional = ExperimentEntry(index=len(self.everything), result=latest, proposal=sub.proposal, outcome="discard", kind=sub.kind)
         return noise_estimate(self.ctx.task, self.everything + [provisional], upper=False)
+
+    def default_values(self) -> list[float]:
+        """The task default's baseline runs: the reference a refinement must still beat by the full bar."""
+        return [float(e.result.metric) for e in self.everything if e.kind == "baseline" and e.result.ok and e.result.metric is not None]
 
     def event(self, kind: str, **fields: Any) -> None:
         self.events.append({"type": kind, **fields, "at": time.time(), "at_experiment": len(self.everything)})
@@ -191,7 +195,7 @@ def _judge_candidate_run(s: _Share, sub: Submission, result: RunResult) -> None:
         return
     champ_values = list(s.champion.metrics_by_seed.values())
     j = judge(task.metric, champ_values, values, sigma, dof, rule, screened=cand.rebased_from is not None,
-              prior_gains=_prior_gains(s, cand))
+              prior_gains=_prior_gains(s, cand), default=s.default_values())
     if j.verdict == "promote":
         old = s.champion
         s.champion = Champion(experiment_id=cand.candidate_id, config=dict(cand.change.knobs), diff=cand.change.diff,
@@ -277,8 +281,12 @@ def _maybe_seed(s: _Share, lead: Candidate) -> None:
     values = [float(r.metric) for r in s.runs_of(lead) if r.metric is not None]
     champ_values = list(s.champion.metrics_by_seed.values())
     busy = any(candidate_of(s.subs[i]) == lead.candidate_id for i in s.in_flight_ids())
+    # Only a lead measured against the current champion can be judged by a seed, and no
+    # candidate runs on more seeds than a verdict needs.
+    judged_here = champion_key(task, lead.base) == champion_key(task, s.champion) and len(values) < rule.max_seeds
     sigma, dof = noise_estimate(task, s.everything, upper=False)
-    if values and not busy and worth_a_seed(task.metric, champ_values, values, sigma, dof, rule, lead.failed_steps) \
+    if values and not busy and judged_here and worth_a_seed(task.metric, champ_values, values, sigma, dof, rule, lead.failed_steps,
+                                                            default=s.default_values()) \
             and _next_seeds(s, lead, champion_seed_wanted=len(champ_values) < len(values) + 1):
         lead = lead.model_copy(update={"failed_steps": 0})
     s.set_candidate(lead)
@@ -351,17 +359,14 @@ def _next_seeds(s: _Share, cand: Candidate, *, champion_seed_wanted: bool) -> bo
     if not s.can_start():
         return False
     task = s.ctx.task
+    sub = next_confirmation(cand, s.subs.values(), s.champion, task.seeds)
+    s.submit(sub)
     cand_seeds = {x.seed for x in s.subs.values() if candidate_of(x) == cand.candidate_id}
-    seed = next_seed(task.seeds, cand_seeds, prefer=list(s.champion.seeds))
-    family = [x for x in s.subs.values() if candidate_of(x) == cand.candidate_id]
-    proposal = family[0].proposal if family else cand.proposal
-    s.submit(Submission(experiment_id=f"{cand.candidate_id}-c{len(family)}", proposal=proposal, seed=seed, kind="confirm",
-                        candidate_of=cand.candidate_id, change=cand.change, base_metric=s.champion.metric))
     in_flight = s.in_flight_ids()
     champion_busy = any(s.subs[i].kind == "noise" for i in in_flight)
     if champion_seed_wanted and not champion_busy and s.can_start():
         used = set(s.champion.seeds) | {x.seed for x in s.subs.values() if x.kind == "noise" and x.experiment_id in in_flight}
-        cseed = next_seed(task.seeds, used, prefer=sorted(cand_seeds | {seed}))
+        cseed = next_seed(task.seeds, used, prefer=sorted(cand_seeds))
         exp_id = f"{s.state.get('run_id', 'run')}-champ-{len(s.subs)}-s{cseed}"
         s.submit(_champion_repeat(s.champion, exp_id, cseed, f"balance the comparison with {cand.candidate_id}"))
     return True

@@ -10,9 +10,11 @@ or already contains the change.
 
 from __future__ import annotations
 
-from autosci_graph.lab.lead import apply_direction, direction
+from collections.abc import Iterable
+
+from autosci_graph.lab.lead import apply_direction, candidate_of, direction
 from autosci_graph.lab.changes import Stack, StackingError, champion_key, change_key, changed_axes
-from autosci_graph.state import Candidate, Champion, Change
+from autosci_graph.state import Candidate, Champion, Change, Submission
 from autosci_graph.task import ResearchTask
 
 
@@ -44,3 +46,14 @@ def next_seed(task_seeds: tuple[int, ...] | list[int], used: set[int], prefer: l
         if s not in used:
             return s
     return max(used | {0}) + 1
+
+
+def next_confirmation(cand: Candidate, submitted: Iterable[Submission], champion: Champion,
+                      task_seeds: tuple[int, ...] | list[int]) -> Submission:
+    """The candidate's next seed as a submission: on a seed the champion ran and the candidate
+    has not (paired), with the proposal that opened it."""
+    family = [x for x in submitted if candidate_of(x) == cand.candidate_id]
+    seed = next_seed(task_seeds, {x.seed for x in family}, prefer=list(champion.seeds))
+    proposal = family[0].proposal if family else cand.proposal
+    return Submission(experiment_id=f"{cand.candidate_id}-c{len(family)}", proposal=proposal, seed=seed, kind="confirm",
+                      candidate_of=cand.candidate_id, change=cand.change, base_metric=champion.metric)

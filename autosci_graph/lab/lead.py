@@ -1,18 +1,19 @@
-"""The lead: the lab's best open candidate, which every team builds on.
+"""The lead: the best configuration the lab has measured, which every team builds on.
 
 Certifying every small step before building on it spends a noisy budget on seeds: a step worth
 2σ needs four or more seeds to clear a bar sized for a low false-promotion rate, and meanwhile
-every team waits on the champion. Instead the lab keeps a *lead*: its best open candidate (a
-change measured against the champion, verdict still open), as a single agent keeps its best run.
-Teams step from the lead, so steps that look good compound, across teams, and the lead's gain
-over the champion grows with each one until it clears the bar on few seeds. A seed goes to the
-lead only when one more could carry it over the bar, or when steps from it keep failing, which is
-how a lucky lead is caught: its fresh seed regresses and futility closes it.
+every team waits on the champion. Instead the lab keeps a *lead*: of every configuration measured
+so far, the one with the best mean over its seeds, when it beats the champion's, as a single agent
+keeps its best run. Teams step from the lead, so steps that look good compound, across teams, and
+the lead's gain over the champion grows with each one until it clears the bar on few seeds. A
+seed goes to the lead only when one more could carry it over the bar, or when steps from it keep
+failing, which is how a lucky lead is caught: its fresh seed regresses, and its mean with it.
 
-Promotion itself is unchanged (:func:`autosci_graph.lab.promotion.judge`): only a configuration's
-own seeds against the champion's can promote it, so the lead never lowers the bar, and the
-champion every report shows is always certified. Plain functions; ``share`` and the team branch
-call them.
+A lead's verdict does not matter here: futility closes a candidate that cannot be *certified*
+over the champion, which says nothing against searching from it. Promotion itself is separate
+(:func:`autosci_graph.lab.promotion.judge`): only a configuration's own seeds against the
+champion's can promote it, so the lead never lowers the bar, and the champion every report shows
+is always certified. Plain functions; ``share`` and the team branch call them.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from autosci_graph.lab.changes import Stack, change_key, change_to_run, champion_key, has_code
-from autosci_graph.lab.promotion import PromotionRule, evidence, is_deterministic
+from autosci_graph.lab.promotion import PromotionRule, evidence, is_deterministic, over_default
 from autosci_graph.state import Candidate, Champion, Change, RunResult, Submission
 from autosci_graph.task import KnobValue, Metric, ResearchTask
 
@@ -46,17 +47,23 @@ def mean_metric(runs: Sequence[RunResult]) -> float:
 
 def lead_of(task: ResearchTask, candidates: Iterable[Candidate], champion: Champion,
             runs: Callable[[Candidate], list[RunResult]], *, exclude: str | None = None) -> Candidate | None:
-    """The lead: the best open candidate measured on the current champion (ties go to the
-    earlier id, so the choice is a function of the results alone)."""
+    """The lead: of every configuration measured so far, the one with the best mean over its
+    seeds, when that beats the champion's mean (ties go to the earlier id, so the choice is a
+    function of the results alone). Any candidate counts, whatever its verdict: a step too small
+    to be certified over the champion (futility closed it) is still the best place to search
+    from, as a single agent keeps its best run; only a promoted one is the champion already."""
     current = champion_key(task, champion)
+    floor = None if champion.metric is None else -task.metric.gain(champion.metric, 0.0)
     best: tuple[float, str, Candidate] | None = None
     for c in candidates:
-        if c.status != "open" or c.candidate_id == exclude or champion_key(task, c.base) != current:
+        if c.status == "promoted" or c.candidate_id == exclude or change_key(task, c.change) == current:
             continue
         measured = runs(c)
         if not measured:
             continue
         score = -task.metric.gain(mean_metric(measured), 0.0)  # lower is better, whatever the direction
+        if floor is not None and score >= floor:
+            continue
         if best is None or (score, c.candidate_id) < best[:2]:
             best = (score, c.candidate_id, c)
     return best[2] if best else None
@@ -113,7 +120,7 @@ def apply_direction(champion: Champion, knobs: Mapping[str, KnobValue], incremen
 
 
 def worth_a_seed(metric: Metric, champion: Sequence[float], values: Sequence[float], sigma: float | None, dof: int,
-                 rule: PromotionRule, failed_steps: int) -> bool:
+                 rule: PromotionRule, failed_steps: int, default: Sequence[float] = ()) -> bool:
     """Whether the lead's next seed should run now: one more seed at its current mean would clear
     the bar, steps from it keep failing (a lucky lead shows itself on a fresh seed), or the noise
     rests on too few repeats for any modest gain to be judged (the seed measures it)."""
@@ -134,4 +141,6 @@ def worth_a_seed(metric: Metric, champion: Sequence[float], values: Sequence[flo
         # Too few repeats for the t bar to let any modest gain through: the seed is worth it when
         # the gain would clear the bar were σ known, since it also measures σ.
         return projected > rule.bar_sigmas
+    if over_default(metric, default, values, sigma, dof, rule) is not None:
+        return projected > rule.refine_bar(dof + 1)
     return projected > rule.bar(dof + 1)

@@ -14,9 +14,16 @@ The rule, for a candidate measured on ``n`` seeds against a champion measured on
   bound of σ let 9 of 100 pure-noise runs promote, all early, on σ estimated from two or three
   nearly identical repeats; the t bar, 3 of 100.) A decisive first run promotes at once; nothing
   is spent confirming a gain far above the noise;
-* **reject** when the candidate cannot reach the bar: ``t ≤ drop_first_below`` after one seed, or
-  ``t < bar_sigmas·√(n / max_seeds)`` after ``n`` seeds (conditional power: even if its current
-  estimate were the truth, ``max_seeds`` seeds would not clear the bar), or after ``max_seeds``;
+* **refine**: a candidate whose gain over the task *default* (its baseline runs) clears that
+  full bar replaces the champion when its gain over the champion clears the lower
+  ``t⁻¹(Φ(refine_sigmas), dof)``. "The lab beat the default" is the claim that can mislead a
+  user, and it keeps the full bar, so pure noise still promotes nothing; near an optimum every
+  step is worth about σ, and at the full bar per step the champion would stall two or three σ
+  behind the best configuration measured;
+* **reject** when the candidate cannot reach the bar that applies: ``t ≤ drop_first_below``
+  after one seed, or ``t < b·√(n / max_seeds)`` after ``n`` seeds with ``b`` = ``bar_sigmas``
+  (``refine_sigmas`` past the default's bar) (conditional power: even if its current estimate
+  were the truth, ``max_seeds`` seeds would not clear the bar), or after ``max_seeds``;
 * otherwise the verdict is **open**: the next seed goes to this candidate (on a seed the champion
   has, so the comparison is paired), and the champion gets a seed when it has fewer than the candidate.
 
@@ -63,10 +70,21 @@ class PromotionRule:
     #: without repeats no modest gain could ever promote, however real, and a run whose first
     #: steps all gain far above the noise would otherwise never measure it.
     min_noise_dof: int = 3
+    #: The refinement bar, in σ units were σ known (``None``: every step must clear ``bar_sigmas``
+    #: over the champion). A candidate whose gain over the task *default* clears the full bar may
+    #: replace the champion when its gain over the champion clears this lower one. The claim that
+    #: can mislead a user, "the lab beat the default", keeps the full bar, so pure noise still
+    #: promotes nothing; steps too small to certify one at a time (near an optimum every step is)
+    #: still move the champion, on pooled seeds. 1.5 is a one-sided 93% level.
+    refine_sigmas: float | None = 1.5
 
     def bar(self, dof: int) -> float:
         """The bar a t statistic on ``dof`` degrees of freedom must clear."""
         return t_bar(self.bar_sigmas, dof)
+
+    def refine_bar(self, dof: int) -> float:
+        """The refinement bar on ``dof`` degrees of freedom (infinite when refinement is off)."""
+        return math.inf if self.refine_sigmas is None else t_bar(self.refine_sigmas, dof)
 
 
 def pooled_noise(groups: Iterable[Sequence[float]]) -> tuple[float | None, int]:
@@ -133,13 +151,34 @@ def evidence(metric: Metric, champion: Sequence[float], candidate: Sequence[floa
     return Evidence(n, m, gain, se, gain / se, rule.bar(dof))
 
 
+def over_default(metric: Metric, default: Sequence[float], values: Sequence[float], sigma: float | None, dof: int,
+                 rule: PromotionRule) -> Evidence | None:
+    """``values``' evidence over the task default's runs when it clears the full bar there (the
+    claim a refinement must keep), else ``None``."""
+    if rule.refine_sigmas is None or not default or not values or sigma is None or is_deterministic(sigma, dof):
+        return None
+    ev = evidence(metric, default, values, sigma, dof, rule)
+    return ev if ev.z > ev.bar else None
+
+
+def applicable_bar(metric: Metric, default: Sequence[float], values: Sequence[float], sigma: float | None, dof: int,
+                   rule: PromotionRule) -> float:
+    """The bar ``values`` must clear over the champion: the refinement bar when they already
+    clear the full bar over the default, else the full bar."""
+    if over_default(metric, default, values, sigma, dof, rule) is not None:
+        return rule.refine_bar(dof)
+    return rule.bar(dof)
+
+
 def judge(metric: Metric, champion: Sequence[float], candidate: Sequence[float], sigma: float | None, dof: int,
-          rule: PromotionRule, *, screened: bool = False, prior_gains: Sequence[float] = ()) -> Judgement:
+          rule: PromotionRule, *, screened: bool = False, prior_gains: Sequence[float] = (),
+          default: Sequence[float] = ()) -> Judgement:
     """The verdict on a candidate from all its seeds. ``screened``: it already passed the
     first-run screen, so a single disappointing run does not reject it. ``prior_gains``: a
     rebased candidate's earlier runs, each as its gain over the champion it ran against; the
     direction's effect is taken as additive across champions that moved other knobs, so they
-    count as seeds of evidence, while promotion still needs the runs on this champion to gain."""
+    count as seeds of evidence, while promotion still needs the runs on this champion to gain.
+    ``default``: the task default's runs, for the refinement bar (:attr:`PromotionRule.refine_sigmas`)."""
     if not candidate:
         raise ValueError("a candidate needs at least one successful run to be judged")
     ev = evidence(metric, champion, candidate, sigma, dof, rule)
@@ -158,8 +197,14 @@ def judge(metric: Metric, champion: Sequence[float], candidate: Sequence[float],
         return Judgement("open", ev, ev.describe() + "; another seed measures the noise")
     if ev.n >= rule.min_seeds and ev.z > ev.bar:
         return Judgement("promote", ev, ev.describe() + f": clears the {rule.bar_sigmas:g}σ bar")
+    certified = over_default(metric, default, candidate, sigma, dof, rule)
+    if certified is not None and ev.n >= rule.min_seeds and ev.z > rule.refine_bar(dof):
+        refined = Evidence(ev.n, ev.m, ev.gain, ev.se, ev.z, rule.refine_bar(dof))
+        return Judgement("promote", refined, refined.describe() + f": clears the {rule.refine_sigmas:g}σ refinement bar, "
+                         f"and its gain over the default clears the {rule.bar_sigmas:g}σ bar ({certified.describe()})")
     # Conditional power: with its current estimate as the truth, could max_seeds seeds clear the bar?
-    floor = max(rule.drop_first_below, rule.bar_sigmas * math.sqrt(ev.n / rule.max_seeds))
+    reach = rule.refine_sigmas if certified is not None and rule.refine_sigmas is not None else rule.bar_sigmas
+    floor = max(rule.drop_first_below, reach * math.sqrt(ev.n / rule.max_seeds))
     if ev.n == 1 and screened:
         floor = -math.inf
     if ev.z <= floor:

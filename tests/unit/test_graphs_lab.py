@@ -129,8 +129,9 @@ def test_forty_experiments_on_pure_noise_promote_nothing() -> None:
     # machine's load (with worker threads, a loaded machine changed how results were batched).
     final, _ = run_lab(TASK, noise_fn(constant=1.0, sigma=0.05), SearchScientist(), settings, slots=1, synchronous=True)
 
-    # Four knobs of pure noise: the rules may run out of untried moves just before the budget does.
-    assert len(final["submitted"]) >= 35
+    # Four knobs of pure noise: the rules run out of untried moves around the lucky leads a few
+    # experiments before the budget does (34 of 40 at seed 0), after re-measuring each lead.
+    assert len(final["submitted"]) >= 30
     assert final["stop_reason"] in ("experiment budget spent (40)", "no proposal approved in 40 rounds")
     assert_every_submission_logged_once(final)
     assert by_type(final, "promotion") == []
@@ -138,8 +139,10 @@ def test_forty_experiments_on_pure_noise_promote_nothing() -> None:
     assert all(e["outcome"] != "keep" for e in final["log"] if e["kind"] in ("explore", "confirm"))
     # The gate was really tested: most of the budget went to explorations, some looked like wins.
     kinds = Counter(e["kind"] for e in final["log"])
-    assert kinds["explore"] >= 25
+    assert kinds["explore"] + kinds["confirm"] >= 25 and kinds["explore"] >= 15
     assert any((e["gain"] or 0) > 0 for e in final["log"] if e["kind"] == "explore")
+    # Lucky leads were re-measured on fresh seeds and regressed: the gate was asked, and held.
+    assert kinds["confirm"] >= 3
 
 
 # -- critique before compute -------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""The lab's lead (autosci_graph/lab/lead.py): teams build on the best open candidate, and a seed
-goes to it only when one could promote it or its steps keep failing."""
+"""The lab's lead (autosci_graph/lab/lead.py): teams build on the best measured configuration, and
+a seed goes to it only when one could promote it or its steps keep failing."""
 
 from __future__ import annotations
 
@@ -64,16 +64,36 @@ def test_a_gaining_lead_gets_a_seed_while_the_noise_rests_on_too_few_repeats() -
     assert not worth_a_seed(METRIC, [2.0, 2.0], [2.1], 0.1, 2, RULE, failed_steps=0)
 
 
-def test_the_lead_is_the_best_open_candidate_measured_on_the_current_champion() -> None:
+def test_the_lead_is_the_best_measured_configuration_that_beats_the_champion_whatever_its_verdict() -> None:
     moved = CHAMP.model_copy(update={"experiment_id": "e9", "config": {**DEFAULT, "lr": 0.004}})
     cands = [cand("a", {"lr": 0.002}), cand("b", {"width": 64}), cand("c", {"act": "relu"}, status="rejected"),
-             cand("d", {"dropout": 0.2}, base=moved), cand("e", {"act": "gelu"})]
-    measured = {"a": runs(1.8, 0), "b": runs(1.6, 0), "c": runs(1.0, 0), "d": runs(1.0, 0), "e": []}
-    lead = lead_of(TASK, cands, CHAMP, lambda c: measured[c.candidate_id])
-    assert lead is not None and lead.candidate_id == "b"  # c is closed, d is on another champion, e has no run
-    assert lead_of(TASK, cands, CHAMP, lambda c: measured[c.candidate_id], exclude="b").candidate_id == "a"  # type: ignore[union-attr]
-    tie = {**measured, "a": runs(1.6, 0)}
-    assert lead_of(TASK, cands, CHAMP, lambda c: tie[c.candidate_id]).candidate_id == "a"  # type: ignore[union-attr]
+             cand("d", {"dropout": 0.2}, base=moved), cand("e", {"act": "gelu"}), cand("p", {"width": 32}, status="promoted"),
+             cand("w", {"width": 128})]
+    measured = {"a": runs(1.8, 0), "b": runs(1.6, 0), "c": runs(1.4, 0), "d": runs(1.3, 0), "e": [], "p": runs(0.5, 0),
+                "w": runs(2.5, 0)}
+    pick = lambda m: (lambda c: m[c.candidate_id])  # noqa: E731
+    # d was measured against another champion, and is still the best place to search from; p is
+    # a champion already; e has no run.
+    assert lead_of(TASK, cands, CHAMP, pick(measured)).candidate_id == "d"  # type: ignore[union-attr]
+    # c: futility closed it (too small a step to certify), yet it beats the champion's mean.
+    assert lead_of(TASK, cands, CHAMP, pick(measured), exclude="d").candidate_id == "c"  # type: ignore[union-attr]
+    # Nothing beats the champion's mean (2.0): no lead, teams build on the champion itself.
+    worse = {k: runs(2.1, 0) if v else v for k, v in measured.items()}
+    assert lead_of(TASK, cands, CHAMP, pick(worse)) is None
+    tie = {**measured, "a": runs(1.3, 0)}
+    assert lead_of(TASK, cands, CHAMP, pick(tie)).candidate_id == "a"  # type: ignore[union-attr]  # the earlier id
+
+
+def test_once_a_lead_clears_the_full_bar_over_the_default_the_refinement_bar_decides_its_seed() -> None:
+    # σ = 0.1 on 10 dof, the champion at 1.0 on two seeds, the default at 2.0 on three. A lead at
+    # 0.8 (2σ) cannot project over the 3σ bar on one more seed, but it is far over the default,
+    # so what it must clear is the refinement bar, and its seed is worth running.
+    rule = PromotionRule()
+    champion, default = [1.0, 1.0], [2.0, 2.0, 2.0]
+    assert not worth_a_seed(METRIC, champion, [0.8], 0.1, 10, rule, failed_steps=0)
+    assert worth_a_seed(METRIC, champion, [0.8], 0.1, 10, rule, failed_steps=0, default=default)
+    off = PromotionRule(refine_sigmas=None)
+    assert not worth_a_seed(METRIC, champion, [0.8], 0.1, 10, off, failed_steps=0, default=default)
 
 
 def test_a_step_from_the_lead_rebases_with_the_whole_direction_and_its_code_in_order() -> None:

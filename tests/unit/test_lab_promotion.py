@@ -37,22 +37,23 @@ def test_evidence_is_all_seeds_against_the_champion_mean() -> None:
     assert evidence(ACC, [0.5, 0.5], [0.6], 0.1, 20, RULE).gain == pytest.approx(0.1)
 
 
-def _sequential(true_gain: float, seed: int, sigma: float = 1.0, champion_seeds: int = 4, dof: int = 30) -> tuple[str, int]:
+def _sequential(true_gain: float, seed: int, sigma: float = 1.0, champion_seeds: int = 4, dof: int = 30,
+                default: tuple[float, ...] = ()) -> tuple[str, int]:
     """Feed a candidate seeds one at a time, as the lab does; return the verdict and seeds used."""
     rng = random.Random(seed)
     champion = [rng.gauss(0.0, sigma) for _ in range(champion_seeds)]
     runs: list[float] = []
     while True:
         runs.append(rng.gauss(-true_gain, sigma))  # a loss: lower is better
-        j = judge(LOSS, champion, runs, sigma, dof, RULE)
+        j = judge(LOSS, champion, runs, sigma, dof, RULE, default=default)
         if j.verdict != "open":
             return j.verdict, len(runs)
         if j.champion_seed_wanted:
             champion.append(rng.gauss(0.0, sigma))
 
 
-def _power(true_gain: float, trials: int = 400) -> tuple[float, float, int]:
-    outcomes = [_sequential(true_gain, seed) for seed in range(trials)]
+def _power(true_gain: float, trials: int = 400, default: tuple[float, ...] = ()) -> tuple[float, float, int]:
+    outcomes = [_sequential(true_gain, seed, default=default) for seed in range(trials)]
     return (sum(v == "promote" for v, _ in outcomes) / trials, sum(n for _, n in outcomes) / trials,
             max(n for _, n in outcomes))
 
@@ -75,6 +76,32 @@ def test_noise_is_almost_never_promoted_and_costs_few_seeds() -> None:
     one_sigma, _, _ = _power(1.0, trials=1000)
     assert noise <= 0.001 and seeds <= 1.3
     assert one_sigma > 10 * max(noise, 0.001)  # a 1σ gain is detected, rarely: the default trades it for budget
+
+
+def test_a_champion_certified_over_the_default_is_refined_by_steps_too_small_to_certify() -> None:
+    # The default ran 10σ worse: every candidate here keeps the certified claim, so the
+    # refinement bar (1.5σ level) decides. A 1.5σ gain, promoted 7% of the time at the full bar
+    # (the test above), now promotes most of the time, within max_seeds; noise promotes at about
+    # the refinement level, never near the full bar's 0.1%, and a real step's expected gain is
+    # what a false one costs at most.
+    far = (10.0, 10.0, 10.0)
+    refine, seeds, most = _power(1.5, trials=1000, default=far)
+    plain, _, _ = _power(1.5, trials=1000)
+    noise, _, _ = _power(0.0, trials=1000, default=far)
+    assert refine >= 0.6 and plain <= 0.2 and most <= RULE.max_seeds and seeds <= 3.0
+    assert noise <= 0.12
+    # Without the default's runs, or with refinement off, the full bar stands.
+    off = PromotionRule(refine_sigmas=None)
+    assert judge(LOSS, [0.0, 0.0], [-2.5], 1.0, 30, RULE, default=far).verdict == "promote"
+    assert judge(LOSS, [0.0, 0.0], [-2.5], 1.0, 30, RULE).verdict == "open"
+    assert judge(LOSS, [0.0, 0.0], [-2.5], 1.0, 30, off, default=far).verdict == "open"
+
+
+def test_pure_noise_never_refines_what_never_beat_the_default() -> None:
+    # The champion is the default itself (no real gain yet): a candidate must clear the full bar
+    # over the default before the refinement bar applies, so noise stays at the full bar's rate.
+    noise, _, _ = _power(0.0, trials=1000, default=(0.0, 0.0, 0.0))
+    assert noise <= 0.002
 
 
 def test_one_lucky_seed_is_not_promoted() -> None:
