@@ -57,6 +57,9 @@ class RunSpec:
     #: USD per 1k input / output tokens the cost budget counts (``scientists.prices``; ``None``: free).
     price_in: float | None = None
     price_out: float | None = None
+    #: How answers are asked for (``"prompt"`` or ``"json_schema"``) and their token bound.
+    structured_output: str = "prompt"
+    max_answer_tokens: int | None = None
     created_at: float = dataclasses.field(default_factory=time.time)
 
     def save(self, run_dir: Path) -> None:
@@ -101,7 +104,8 @@ def make_scientist(spec: RunSpec) -> Any:
 
     return LLMScientist(spec.model, critic_model=spec.critic_model, base_url=spec.base_url,
                         call_timeout_s=spec.call_timeout_s, price_per_1k_input=spec.price_in,
-                        price_per_1k_output=spec.price_out)
+                        price_per_1k_output=spec.price_out, structured_output=spec.structured_output,  # type: ignore[arg-type]
+                        max_answer_tokens=spec.max_answer_tokens)
 
 
 @contextmanager

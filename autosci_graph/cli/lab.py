@@ -72,7 +72,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                        base_url=args.base_url, slots=args.slots, memory=not args.no_memory,
                        memory_path=args.memory_path, fixed=fixed, sandbox=args.sandbox,
                        call_timeout_s=args.call_timeout or None,
-                       price_in=price.input_per_1k if price else None, price_out=price.output_per_1k if price else None)
+                       price_in=price.input_per_1k if price else None, price_out=price.output_per_1k if price else None,
+                       structured_output=args.structured_output, max_answer_tokens=args.max_answer_tokens)
         spec.save(run_dir)
         resume = False
     task = spec.task()
@@ -124,6 +125,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--max-device-seconds", type=float, help="budget of summed experiment run time")
     p.add_argument("--call-timeout", type=float, default=120.0, metavar="SECONDS",
                    help="seconds one LLM call may take; a slower one is a failed turn, retried later (default 120; 0: no limit)")
+    p.add_argument("--structured-output", choices=("prompt", "json_schema"), default="prompt",
+                   help="json_schema: also send the answer's bounded schema as response_format (OpenAI, vLLM, llama.cpp); "
+                        "prompt (default): the schema is in the prompt only, for any model")
+    p.add_argument("--max-answer-tokens", type=int, metavar="N",
+                   help="most tokens one LLM answer may have (bound it for small local models, e.g. 512)")
     p.add_argument("--max-failed-rounds", type=int, default=5,
                    help="stop after N rounds in a row in which the agents gave no usable answer (default 5)")
     p.add_argument("--stop-after-no-keep", type=int, default=10, help="stop after N explorations without a keep (0: never)")

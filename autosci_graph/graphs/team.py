@@ -161,6 +161,8 @@ def critique(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
                                       team=team.team_id)
             else:
                 usage = add_usage(usage, reply.usage.to_state())
+                events.extend({"type": "dropped_answer", "team": team.team_id, "agent": reviewer, "reason": r, "at": time.time()}
+                              for r in reply.dropped)
                 if reply.review is None or not reply.review.reason.strip():
                     failure = TurnFailure(role="critique", kind="invalid", rotation=rotation, agent=reviewer, team=team.team_id,
                                           reason="; ".join(reply.dropped) or "empty answer")

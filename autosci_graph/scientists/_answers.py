@@ -171,6 +171,38 @@ def _header_path(raw: str) -> str:
     return (path[2:] if path.startswith(("a/", "b/")) else path).removeprefix("./")
 
 
+def step_examples(knob: Knob, old: KnobValue, size: int = 1) -> list[tuple[KnobValue, Direction]]:
+    """One step up and one down from ``old``, inside the knob's bounds (x2 and /2 on a log scale,
+    10% of the range otherwise, at least 1 for an integer; ``size`` times that); none for a
+    categorical knob."""
+    if isinstance(knob, CategoricalKnob):
+        return []
+    value = float(old)  # type: ignore[arg-type]
+    if isinstance(knob, FloatKnob) and knob.log and value > 0:
+        up, down = value * 2 ** size, value / 2 ** size
+    else:
+        step = 0.1 * size * (knob.high - knob.low)
+        step = step if isinstance(knob, FloatKnob) else max(1.0, step)
+        up, down = value + step, value - step
+
+    def cast(v: float) -> KnobValue:
+        return float(f"{v:.4g}") if isinstance(knob, FloatKnob) else int(round(v))
+
+    steps: list[tuple[KnobValue, Direction]] = [(cast(min(knob.high, up)), "increase"), (cast(max(knob.low, down)), "decrease")]
+    return [(v, d) for v, d in steps if v != cast(value)]
+
+
+def _step_hint(axis: str, task: ResearchTask, champion: dict[str, KnobValue]) -> str:
+    """Concrete values for a step of ``axis``, for the repair message: a small model that copied
+    the champion's value fixes it from an example, rarely from the rule alone."""
+    knob = task.knobs.get(axis)
+    if knob is None:
+        return ""
+    old = champion.get(axis, knob.default)
+    options = [f"{axis} {v} ({d})" for v, d in step_examples(knob, old)]
+    return f" (the champion has {axis} = {old}; e.g. {' or '.join(options)})" if options else ""
+
+
 def _check_one(p: ProposalAnswer, view: LabView) -> tuple[ProposalDraft | None, list[str]]:
     task, champion = view.task, view.champion.config
     errors: list[str] = []
@@ -194,7 +226,8 @@ def _check_one(p: ProposalAnswer, view: LabView) -> tuple[ProposalDraft | None, 
     if errors:
         return None, errors
     if not p.diff and all(v == champion.get(k, task.knobs[k].default) for k, v in clean.items()):
-        return None, ["it changes nothing: every knob equals the champion's value; move at least one knob"]
+        hint = _step_hint(p.axis, task, champion)
+        return None, ["it changes nothing: every knob equals the champion's value; move at least one knob" + hint]
     if p.axis in task.knobs and p.direction != "code":
         if p.axis not in clean:
             return None, [f"axis {p.axis!r} is not among the knobs it changes ({sorted(clean)})"]

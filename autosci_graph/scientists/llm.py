@@ -31,7 +31,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
@@ -48,6 +48,7 @@ from autosci_graph.scientists._answers import (
     check_proposals,
     check_review,
 )
+from autosci_graph.scientists._schema import response_format
 from autosci_graph.scientists._json import AnswerFormatError, extract_json_object, format_validation_error
 from autosci_graph.scientists.base import (
     CritiqueReply,
@@ -63,6 +64,8 @@ from autosci_graph.state import Proposal, Team, Usage
 log = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=BaseModel)
+#: How the answer's schema reaches the model (see :class:`LLMScientist`).
+StructuredOutput = Literal["prompt", "json_schema"]
 
 
 def model_name(model: BaseChatModel) -> str:
@@ -143,6 +146,16 @@ class LLMScientist(Scientist):
         code_budget_chars: Characters of numbered code the proposer sees (about 4 per token); overrides
             ``prompt_settings.code_budget_chars``. Files that fit go in whole, longer ones as an
             outline plus the region the champion's change touched.
+        structured_output: ``"prompt"``: the schema is in the prompt and the reply's first JSON object
+            is read (any chat model). ``"json_schema"``: the request also carries the schema as
+            ``response_format`` (OpenAI, vLLM, llama.cpp's server, LM Studio), bounded and with the
+            task's own axis and knob names, so a server with grammars only lets valid JSON through.
+            Validation and repair are the same either way.
+        step_menu: With ``"json_schema"``, on a task without editable files, a numeric knob moves by
+            one of four steps from the champion's (x2, x4, /2, /4 on a log scale, 10% or 20% of the
+            range otherwise). For small models, which otherwise restate the champion's value.
+        max_answer_tokens: Most tokens one answer may have, for models given as strings (a model
+            object keeps its own ``max_tokens``).
         call_timeout_s: Seconds one model call may take (``None``: no limit). A call that takes longer
             raises :class:`~autosci_graph.scientists.providers.ProviderError`; in a lab that is a failed
             turn, retried in a later round, never the end of the run.
@@ -167,15 +180,23 @@ class LLMScientist(Scientist):
         rules: CritiqueRules | None = None,
         code_budget_chars: int | None = None,
         call_timeout_s: float | None = 120.0,
+        structured_output: StructuredOutput = "prompt",
+        max_answer_tokens: int | None = None,
+        step_menu: bool = False,
     ) -> None:
         if max_repairs < 0:
             raise ValueError(f"max_repairs must be >= 0, got {max_repairs}")
         if call_timeout_s is not None and call_timeout_s <= 0:
             raise ValueError(f"call_timeout_s must be > 0 (or None for no limit), got {call_timeout_s}")
         self.call_timeout_s = call_timeout_s
+        if structured_output not in ("prompt", "json_schema"):
+            raise ValueError(f"structured_output must be 'prompt' or 'json_schema', got {structured_output!r}")
+        self.structured_output = structured_output
+        self.step_menu = step_menu
 
         def as_model(m: BaseChatModel | str) -> BaseChatModel:
-            return _as_model(m, base_url=base_url, api_key_env=api_key_env, timeout_s=call_timeout_s)
+            return _as_model(m, base_url=base_url, api_key_env=api_key_env, timeout_s=call_timeout_s,
+                             max_tokens=max_answer_tokens)
 
         self.model = as_model(model)
         self.critic_model = as_model(critic_model) if critic_model is not None else self.model
@@ -207,6 +228,7 @@ class LLMScientist(Scientist):
         asked = self._ask(
             "organize", self.organizer_model, messages, OrganizeAnswer,
             lambda answer: check_hypotheses(answer, view, n_teams=n_teams, agents=agents),
+            self._format(OrganizeAnswer, view, n_teams + 1),
         )
         hypotheses = asked.checked.items if asked.checked else []
         votes = asked.checked.votes if asked.checked else []
@@ -225,6 +247,7 @@ class LLMScientist(Scientist):
             lambda answer: check_proposals(
                 answer, view, team=team.team_id, author=author, recalled=recalled, n=n, rules=self.rules
             ),
+            self._format(ProposeAnswer, view, n),
         )
         proposals = asked.checked.items if asked.checked else []
         return ProposeReply(proposals=proposals, usage=asked.usage, dropped=asked.dropped)
@@ -241,6 +264,7 @@ class LLMScientist(Scientist):
         asked = self._ask(
             "critique", self.critic_model, messages, ReviewAnswer,
             lambda answer: check_review(answer, view, proposal=proposal, recalled=recalled),
+            self._format(ReviewAnswer, view, None),
         )
         review = asked.checked.items[0] if asked.checked and asked.checked.items else None
         return CritiqueReply(review=review, usage=asked.usage, dropped=asked.dropped)
@@ -257,6 +281,11 @@ class LLMScientist(Scientist):
 
     # ------------------------------------------------------------------ ask, validate, repair
 
+    def _format(self, schema: type[BaseModel], view: LabView, max_items: int | None) -> dict[str, Any] | None:
+        if self.structured_output != "json_schema":
+            return None
+        return response_format(schema, view, name=schema.__name__, max_items=max_items, step_menu=self.step_menu)
+
     def _ask(
         self,
         role: str,
@@ -264,6 +293,7 @@ class LLMScientist(Scientist):
         messages: list[BaseMessage],
         schema: type[A],
         check: Callable[[A], Checked],
+        format: dict[str, Any] | None = None,
     ) -> _Asked:
         asked = _Asked()
         conversation = list(messages)
@@ -271,7 +301,7 @@ class LLMScientist(Scientist):
         errors: list[str] = []
         for attempt in range(1, attempts + 1):
             try:
-                reply = self._invoke(role, model, conversation)
+                reply = self._invoke(role, model, conversation, format)
             except ProviderError as exc:
                 exc.usage = add(asked.usage, Usage(calls=1, failed_calls=1))
                 raise
@@ -300,10 +330,12 @@ class LLMScientist(Scientist):
         log.warning("%s %s", self.name, reason)
         return asked
 
-    def _invoke(self, role: str, model: BaseChatModel, conversation: list[BaseMessage]) -> AIMessage:
+    def _invoke(self, role: str, model: BaseChatModel, conversation: list[BaseMessage],
+                format: dict[str, Any] | None = None) -> AIMessage:
         config = {"run_name": f"autosci.{role}", "tags": ["autosci", role], "metadata": {"scientist": self.name}}
+        runnable: Any = model.bind(response_format=format) if format is not None else model
         try:
-            reply = _call_with_timeout(lambda: model.invoke(conversation, config=config), self.call_timeout_s)  # type: ignore[arg-type]
+            reply = _call_with_timeout(lambda: runnable.invoke(conversation, config=config), self.call_timeout_s)
         except Exception as exc:  # any failure of the provider itself is a failed system
             self._meter.record(None, failed=True)
             raise ProviderError(
@@ -345,9 +377,9 @@ def _call_with_timeout(call: Callable[[], Any], timeout_s: float | None) -> Any:
 
 
 def _as_model(model: BaseChatModel | str, *, base_url: str | None, api_key_env: str | None,
-              timeout_s: float | None = None) -> BaseChatModel:
+              timeout_s: float | None = None, max_tokens: int | None = None) -> BaseChatModel:
     if isinstance(model, str):
-        return resolve_model(model, base_url=base_url, api_key_env=api_key_env, timeout_s=timeout_s)
+        return resolve_model(model, base_url=base_url, api_key_env=api_key_env, timeout_s=timeout_s, max_tokens=max_tokens)
     if not isinstance(model, BaseChatModel):
         raise TypeError(f"model must be a LangChain BaseChatModel or a 'provider:model' string, got {type(model).__name__}")
     return model

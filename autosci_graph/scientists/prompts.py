@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel
 
-from autosci_graph.scientists._answers import OrganizeAnswer, ProposeAnswer, ReviewAnswer, describe_knob
+from autosci_graph.scientists._answers import OrganizeAnswer, ProposeAnswer, ReviewAnswer, describe_knob, step_examples
 from autosci_graph.scientists.base import LabView, RecalledMemory
 from autosci_graph.state import Proposal, Team
 from autosci_graph.scientists.code_prompt import render_code, render_increment
@@ -103,9 +103,12 @@ def render_view(view: LabView, settings: PromptSettings = PromptSettings()) -> s
     lines = [f"TASK: {task.name}" + (f" - {task.description}" if task.description else "")]
     target = f", target {_fmt(m.target)}" if m.target is not None else ""
     lines.append(f"METRIC: {m.name} ({m.direction}{target})")
-    lines.append("KNOBS (name: range, default; champion value):")
+    lines.append("KNOBS (name: range, default; champion value; a step each way):")
     for name, knob in task.knobs.items():
-        lines.append(f"  {describe_knob(name, knob)}; champion {_fmt(champ.config.get(name, knob.default))}")
+        value = champ.config.get(name, knob.default)
+        # Example steps: small models otherwise copy the champion's value and call it a change.
+        steps = ", ".join(f"{_fmt(v)} {d}" for v, d in step_examples(knob, value))
+        lines.append(f"  {describe_knob(name, knob)}; champion {_fmt(value)}" + (f"; step: {steps}" if steps else ""))
     if task.editable:
         lines.append(f"EDITABLE FILES (a code change goes in diff, with direction code): {', '.join(task.editable)}")
     if view.ideas:

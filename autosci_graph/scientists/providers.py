@@ -62,13 +62,16 @@ class _Provider:
     url_arg: str = "base_url"
     #: Name of the constructor argument for a per-request time-out in seconds (``None``: none).
     timeout_arg: str | None = "timeout"
+    #: Name of the constructor argument bounding an answer's tokens.
+    max_tokens_arg: str = "max_tokens"
 
 
 _PROVIDERS: dict[str, _Provider] = {
     "openai": _Provider("langchain_openai", "ChatOpenAI", "langchain-openai", "OPENAI_API_KEY"),
     "anthropic": _Provider("langchain_anthropic", "ChatAnthropic", "langchain-anthropic", "ANTHROPIC_API_KEY"),
     # ChatOllama takes no time-out argument; LLMScientist's call_timeout_s still bounds its calls.
-    "ollama": _Provider("langchain_ollama", "ChatOllama", "langchain-ollama", None, timeout_arg=None),
+    "ollama": _Provider("langchain_ollama", "ChatOllama", "langchain-ollama", None, timeout_arg=None,
+                        max_tokens_arg="num_predict"),
     "openai-compatible": _Provider("langchain_openai", "ChatOpenAI", "langchain-openai", None),
 }
 _ALIASES = {
@@ -127,7 +130,7 @@ def _read_key(env_name: str, *, required: bool) -> SecretStr | None:
 
 def resolve_model(
     spec: str, *, base_url: str | None = None, api_key_env: str | None = None, timeout_s: float | None = None,
-    **kwargs: Any,
+    max_tokens: int | None = None, **kwargs: Any,
 ) -> BaseChatModel:
     """A chat model for ``spec`` (``provider:model``).
 
@@ -140,6 +143,8 @@ def resolve_model(
             default (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY``). ``openai-compatible`` sends
             ``"not-needed"`` unless this is given, so a real OpenAI key never goes to a third-party server.
         timeout_s: Per-request time-out in seconds, for providers whose client takes one.
+        max_tokens: Most tokens one answer may have (``num_predict`` for Ollama). Bound it for small
+            local models: unbounded, they can loop inside a list until the context is full.
         **kwargs: Passed to the model class (``temperature``, ``max_retries``, ``max_tokens``, ...).
 
     Raises:
@@ -158,6 +163,8 @@ def resolve_model(
     args: dict[str, Any] = {"model": name, **kwargs}
     if timeout_s is not None and info.timeout_arg is not None:
         args.setdefault(info.timeout_arg, timeout_s)
+    if max_tokens is not None:
+        args.setdefault(info.max_tokens_arg, max_tokens)
     if provider == "openai-compatible":
         base_url = base_url or os.environ.get("OPENAI_BASE_URL")
         if not base_url:

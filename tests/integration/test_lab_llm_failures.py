@@ -92,8 +92,8 @@ class FlakyServer:
         """A step up or down (alternating) from the champion the prompt shows, on lr and width: every
         answer is honest about its direction, and no axis and direction is mined too often."""
         prompt = "\n".join(m["content"] for m in body["messages"])
-        lr = float(re.findall(r"^\s*lr: .*; champion ([0-9.e+-]+)$", prompt, re.M)[-1])
-        width = int(re.findall(r"^\s*width: .*; champion ([0-9]+)$", prompt, re.M)[-1])
+        lr = float(re.findall(r"^\s*lr: .*; champion ([0-9.e+-]+)[;\n]?", prompt, re.M)[-1])
+        width = int(re.findall(r"^\s*width: .*; champion ([0-9]+)\b", prompt, re.M)[-1])
         up = n % 2 == 0
         new_width = min(512, round(width * 1.7)) if up and width < 300 else max(8, round(width / 1.7))
         return json.dumps({"proposals": [

@@ -91,7 +91,7 @@ RECALLED = [RecalledMemory(experiment_id="e-old", text="lr 0.5 diverged: loss we
 
 # -- a chat model that reads the prompt as a model would ------------------------------------------
 
-_NUMERIC = re.compile(r"^  (\w+): (float|int) in \[([^,\]]+), ([^\]]+)\]( \(log scale\))?, default [^;]*; champion (\S+)$", re.M)
+_NUMERIC = re.compile(r"^  (\w+): (float|int) in \[([^,\]]+), ([^\]]+)\]( \(log scale\))?, default [^;]*; champion (\S+?)(?:; step: .*)?$", re.M)
 _CATEGORICAL = re.compile(r"^  (\w+): one of (\[.*\]), default .*; champion (\S+)$", re.M)
 
 
