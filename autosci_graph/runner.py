@@ -60,6 +60,8 @@ class RunSpec:
     #: How answers are asked for (``"prompt"`` or ``"json_schema"``) and their token bound.
     structured_output: str = "prompt"
     max_answer_tokens: int | None = None
+    #: With json_schema: a numeric knob moves by one of the steps the prompt shows (small models).
+    step_menu: bool = False
     created_at: float = dataclasses.field(default_factory=time.time)
 
     def save(self, run_dir: Path) -> None:
@@ -105,7 +107,7 @@ def make_scientist(spec: RunSpec) -> Any:
     return LLMScientist(spec.model, critic_model=spec.critic_model, base_url=spec.base_url,
                         call_timeout_s=spec.call_timeout_s, price_per_1k_input=spec.price_in,
                         price_per_1k_output=spec.price_out, structured_output=spec.structured_output,  # type: ignore[arg-type]
-                        max_answer_tokens=spec.max_answer_tokens)
+                        max_answer_tokens=spec.max_answer_tokens, step_menu=spec.step_menu)
 
 
 @contextmanager

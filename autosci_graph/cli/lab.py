@@ -73,7 +73,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                        memory_path=args.memory_path, fixed=fixed, sandbox=args.sandbox,
                        call_timeout_s=args.call_timeout or None,
                        price_in=price.input_per_1k if price else None, price_out=price.output_per_1k if price else None,
-                       structured_output=args.structured_output, max_answer_tokens=args.max_answer_tokens)
+                       structured_output=args.structured_output, max_answer_tokens=args.max_answer_tokens,
+                       step_menu=args.step_menu)
         spec.save(run_dir)
         resume = False
     task = spec.task()
@@ -128,6 +129,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--structured-output", choices=("prompt", "json_schema"), default="prompt",
                    help="json_schema: also send the answer's bounded schema as response_format (OpenAI, vLLM, llama.cpp); "
                         "prompt (default): the schema is in the prompt only, for any model")
+    p.add_argument("--step-menu", action="store_true",
+                   help="with --structured-output json_schema: a knob moves x2, x4, /2 or /4 from the champion "
+                        "(10%%/20%% of a linear range); for small models, which otherwise restate the champion's value")
     p.add_argument("--max-answer-tokens", type=int, metavar="N",
                    help="most tokens one LLM answer may have (bound it for small local models, e.g. 512)")
     p.add_argument("--max-failed-rounds", type=int, default=5,
