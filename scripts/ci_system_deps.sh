@@ -2,6 +2,7 @@
 # System packages the test suite needs beyond the virtual environment. Idempotent; needs root (or sudo).
 #   chromium: the headless browser that tests/integration/test_report_html.py opens report.html in.
 #   bubblewrap: the sandbox every experiment runs in (tests/integration/test_sandbox.py).
+#   cmake, ninja-build, build-essential: build llama-server for the real_model tests (scripts/build_llama_server.sh).
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -14,6 +15,10 @@ fi
 if ! command -v bwrap >/dev/null; then
     $SUDO apt-get update
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends bubblewrap
+fi
+if ! { command -v cmake && command -v ninja && command -v c++; } >/dev/null; then
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends cmake ninja-build build-essential
 fi
 /usr/bin/chromium --version
 bwrap --version

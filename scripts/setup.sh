@@ -22,3 +22,16 @@ if ! command -v bwrap >/dev/null; then
         echo "setup: bubblewrap is missing; install it (sudo apt-get install bubblewrap) or run with --sandbox none" >&2
     fi
 fi
+# The real_model tests (README, "Run with a local model") need llama.cpp's llama-server and a small
+# instruct model. Both are prepared once into ~/.cache/autosci_graph (the build takes about 7.5
+# minutes on 2 cores; later runs reuse it): the compilers come from Debian when we may install them.
+if ! { command -v cmake && command -v ninja && command -v c++; } >/dev/null; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
+    if command -v apt-get >/dev/null && { [ -z "$SUDO" ] || sudo -n true 2>/dev/null; }; then
+        { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends cmake ninja-build build-essential >/dev/null; } \
+            || echo "setup: could not install cmake, ninja-build and build-essential; the real_model tests will fail until they are installed" >&2
+    fi
+fi
+.venv/bin/python -m tests.support.local_model >/dev/null \
+    || echo "setup: llama-server or its test model could not be prepared (see above); the real_model tests will fail" >&2
