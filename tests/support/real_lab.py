@@ -45,8 +45,10 @@ def quick_loss(change: Change, seed: int) -> float:
     return (math.log10(float(k["lr"])) + 2) ** 2 + 0.3 * (math.log2(int(k["width"]) / 128)) ** 2 / 4 + 0.01 * seed
 
 
-def run_real_lab(base_url: str, *, max_experiments: int, deadline_s: float, seed: int = 0) -> dict[str, Any]:
-    """One lab run on the model at ``base_url``; returns the final state."""
+def run_real_lab(base_url: str, *, max_experiments: int, deadline_s: float, seed: int = 0,
+                 max_tokens: int | None = None) -> dict[str, Any]:
+    """One lab run on the model at ``base_url``; returns the final state. ``max_tokens``: the
+    lab's token budget, a stop that, unlike the deadline, does not depend on the machine's speed."""
     model = ChatOpenAI(model=MODEL_ALIAS, base_url=base_url, api_key="not-needed", max_retries=0,
                        max_tokens=MAX_TOKENS, temperature=0.7, seed=seed)
     scientist = LLMScientist(model, structured_output="json_schema", step_menu=True, max_repairs=1, call_timeout_s=240,
@@ -55,7 +57,7 @@ def run_real_lab(base_url: str, *, max_experiments: int, deadline_s: float, seed
     # critiques too generic), which is what the test is about, so the failed-round stop is far off.
     settings = LabSettings(n_teams=1, proposals_per_turn=1, baseline_seeds=2, max_experiments=max_experiments,
                            stop_after_no_keep=None, max_failed_rounds=100, retry_wait_s=0.0, max_idle_rounds=100,
-                           max_champion_seeds=2, deadline=time.time() + deadline_s, seed=seed)
+                           max_champion_seeds=2, deadline=time.time() + deadline_s, seed=seed, max_tokens=max_tokens)
     ctx = LabContext(task=quick_task(), executor=FunctionExecutor(quick_loss, metric_name="loss", slots=1),
                      scientist=scientist, poll_s=0.2, settings=settings)
     graph = build_lab_graph().compile(checkpointer=InMemorySaver())
