@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Union
 
+from tests.support.loopback import serve, shut
+
 
 @dataclass(frozen=True)
 class ScriptedReply:
@@ -171,22 +173,12 @@ class OpenAICompatServer:
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.write(b"data: [DONE]\n\n")
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="openai-test-server", daemon=True
-        )
-        self._thread.start()
+        self._httpd, self._thread = serve(Handler, "openai-test-server")
         return self
 
     def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        shut(self._httpd, self._thread)
+        self._httpd = self._thread = None
 
     def __enter__(self) -> "OpenAICompatServer":
         return self.start()

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.support.loopback import serve, shut
+
 
 @dataclass(frozen=True)
 class Exchange:
@@ -46,6 +48,7 @@ class RecordingProxy:
         self.exchanges: list[Exchange] = []
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def base_url(self) -> str:
@@ -81,16 +84,12 @@ class RecordingProxy:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._httpd, self._thread = serve(Handler, "recording-proxy")
         return self
 
     def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        shut(self._httpd, self._thread)
+        self._httpd = self._thread = None
 
     def __enter__(self) -> "RecordingProxy":
         return self.start()
