@@ -31,7 +31,8 @@ from autosci_graph.graphs.share import share
 from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.graphs.team import build_team_graph
 from autosci_graph.lab.candidates import next_confirmation
-from autosci_graph.lab.changes import champion_change, champion_key
+from autosci_graph.lab.changes import champion_change
+from autosci_graph.lab.lead import seedable
 from autosci_graph.lab.knowledge import noise_estimate
 from autosci_graph.lab.promotion import is_deterministic
 from autosci_graph.lab.retry import (
@@ -259,8 +260,7 @@ def _idle_run(ctx: LabContext, state: LabState, nb: Notebook) -> Submission | No
     if is_deterministic(sigma, dof):
         return None
     _, lead = nb.lead()
-    if lead is not None and champion_key(ctx.task, lead.base) == champion_key(ctx.task, nb.champion) \
-            and len(nb.runs_of(lead)) < ctx.settings.promotion.max_seeds:
+    if lead is not None and seedable(ctx.task, lead, nb.champion, len(nb.runs_of(lead)), ctx.settings.promotion):
         return next_confirmation(lead, nb.submitted, nb.champion, ctx.task.seeds)
     champion = nb.champion
     if len(champion.seeds) >= ctx.settings.max_champion_seeds:

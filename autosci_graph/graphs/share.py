@@ -28,7 +28,8 @@ from autosci_graph.graphs.context import LabContext
 from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.lab.changes import StackingError
 from autosci_graph.lab.lead import (
-    apply_direction, as_base, candidate_of, candidate_runs, direction, lead_of, mean_metric, shared_ancestor, worth_a_seed,
+    apply_direction, as_base, candidate_of, candidate_runs, direction, lead_of, mean_metric, seedable, shared_ancestor,
+    worth_a_seed,
 )
 from autosci_graph.lab.candidates import next_confirmation, next_seed, rebased_change
 from autosci_graph.lab.critique import refutes
@@ -281,9 +282,7 @@ def _maybe_seed(s: _Share, lead: Candidate) -> None:
     values = [float(r.metric) for r in s.runs_of(lead) if r.metric is not None]
     champ_values = list(s.champion.metrics_by_seed.values())
     busy = any(candidate_of(s.subs[i]) == lead.candidate_id for i in s.in_flight_ids())
-    # Only a lead measured against the current champion can be judged by a seed, and no
-    # candidate runs on more seeds than a verdict needs.
-    judged_here = champion_key(task, lead.base) == champion_key(task, s.champion) and len(values) < rule.max_seeds
+    judged_here = seedable(task, lead, s.champion, len(values), rule)
     sigma, dof = noise_estimate(task, s.everything, upper=False)
     if values and not busy and judged_here and worth_a_seed(task.metric, champ_values, values, sigma, dof, rule, lead.failed_steps,
                                                             default=s.default_values()) \

@@ -119,6 +119,13 @@ def apply_direction(champion: Champion, knobs: Mapping[str, KnobValue], incremen
     return change
 
 
+def seedable(task: ResearchTask, lead: Candidate, champion: Champion, runs: int, rule: PromotionRule) -> bool:
+    """Whether a seed of the lead could be judged at all: it was measured against the current
+    champion (a lead on an older one is a place to search from, not a comparison), and it has
+    fewer runs than a verdict ever needs."""
+    return champion_key(task, lead.base) == champion_key(task, champion) and runs < rule.max_seeds
+
+
 def worth_a_seed(metric: Metric, champion: Sequence[float], values: Sequence[float], sigma: float | None, dof: int,
                  rule: PromotionRule, failed_steps: int, default: Sequence[float] = ()) -> bool:
     """Whether the lead's next seed should run now: one more seed at its current mean would clear

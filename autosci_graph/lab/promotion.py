@@ -161,15 +161,6 @@ def over_default(metric: Metric, default: Sequence[float], values: Sequence[floa
     return ev if ev.z > ev.bar else None
 
 
-def applicable_bar(metric: Metric, default: Sequence[float], values: Sequence[float], sigma: float | None, dof: int,
-                   rule: PromotionRule) -> float:
-    """The bar ``values`` must clear over the champion: the refinement bar when they already
-    clear the full bar over the default, else the full bar."""
-    if over_default(metric, default, values, sigma, dof, rule) is not None:
-        return rule.refine_bar(dof)
-    return rule.bar(dof)
-
-
 def judge(metric: Metric, champion: Sequence[float], candidate: Sequence[float], sigma: float | None, dof: int,
           rule: PromotionRule, *, screened: bool = False, prior_gains: Sequence[float] = (),
           default: Sequence[float] = ()) -> Judgement:
