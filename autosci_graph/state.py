@@ -65,6 +65,8 @@ class Provenance(Record):
     env_names: list[str] = Field(default_factory=list)
     #: Caps the run ran under, e.g. ``{"memory_mb": 4096, "processes": 4096}``.
     limits: dict[str, int] = Field(default_factory=dict)
+    #: The machine that ran it when that is not the lab's own (a Ray node: ``"host (ray node <id>)"``).
+    node: str = ""
 
 
 class RunResult(Record):
@@ -219,6 +221,13 @@ class Submission(Record):
     change: Change = Field(default_factory=Change)
     #: The champion's metric when this was submitted: its base, should the champion move meanwhile.
     base_metric: float | None = None
+    #: The experimenter whose slot it holds (each holds at most one experiment it starts); by
+    #: default the proposal's author. Baseline and housekeeping runs hold no experimenter.
+    holder: str | None = None
+
+    @property
+    def held_by(self) -> str:
+        return self.holder or self.proposal.author
 
 
 class Candidate(Record):
@@ -282,6 +291,15 @@ def add_usage(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, A
     a, b = a or {}, b or {}
     keys = set(a) | set(b)
     return {k: (a.get(k, 0) or 0) + (b.get(k, 0) or 0) for k in keys}
+
+
+def merge_ready(left: list[dict[str, Any]] | None, right: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Reducer of the lab's approved work: merged by proposal id, and an entry whose status is
+    no longer ``ready`` (run, replaced, stale) leaves the list, so it never grows with the run."""
+    out = {d["proposal_id"]: d for d in (left or [])}
+    for d in right or []:
+        out[d["proposal_id"]] = d
+    return [d for d in out.values() if d.get("status") == "ready"]
 
 
 def merge_by_key(key: str):  # type: ignore[no-untyped-def]

@@ -18,32 +18,25 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import queue
 import re
 import shutil
 import threading
 import time
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from autosci_graph.state import Provenance, RunRequest, RunResult
+from autosci_graph.state import RunRequest, RunResult
 from autosci_graph.task import ResearchTask
+from autosci_graph.tools.attempt import Attempt, run_attempt
 from autosci_graph.tools.base import Executor
-from autosci_graph.tools.classify import classify, log_tail
-from autosci_graph.tools.command import build_command
-from autosci_graph.tools.diffs import DiffError
-from autosci_graph.tools.env import build_run_env
 from autosci_graph.tools.limits import limits_for
-from autosci_graph.tools.metrics import parse_metrics
 from autosci_graph.tools.prepare import ensure_prepared
 from autosci_graph.tools.process import ManagedProcess, kill_orphans
 from autosci_graph.tools.sandbox import Sandbox, SandboxMode, make_sandbox
-from autosci_graph.tools.provenance import data_hash, env_fingerprint
 from autosci_graph.tools.slots import DeviceKind, Slot, plan_slots
-from autosci_graph.tools.workspace import apply_diff, make_workspace
+from autosci_graph.tools.workspace import make_workspace
 
 log = logging.getLogger(__name__)
 
@@ -223,84 +216,28 @@ class LocalExecutor(Executor):
             shutil.rmtree(exp_dir)
         exp_dir.mkdir(parents=True)
         _atomic_write(exp_dir / "request.json", request.model_dump_json(indent=2))
-        log_path = exp_dir / "run.log"
-        started = time.time()
-        skeleton = RunResult(
-            experiment_id=eid, status="bad_change", change=request.change, seed=request.seed,
-            metric_name=self.task.metric.name, log_path=str(log_path), started_at=started,
-        )
 
-        def bad_change(message: str) -> RunResult:
-            log_path.write_text(f"[autosci: bad change, nothing was run] {message}\n", encoding="utf-8")
-            return self._finish(exp_dir, skeleton.model_copy(update={"error": message, "log_tail": message, "ended_at": time.time()}))
+        def register(proc: ManagedProcess) -> bool:
+            with self._cond:
+                if self._closed:
+                    return False
+                self._running[eid] = proc
+                return True
 
-        try:
-            knobs = self.task.validate_overrides(request.change.knobs)
-        except ValueError as exc:
-            return bad_change(str(exc))
-        workspace = make_workspace(self.task, exp_dir / "workspace", skip=[self.work_dir])
-        diff = request.change.diff
-        if diff and diff.strip():
-            (exp_dir / "change.diff").write_text(diff, encoding="utf-8")
-            try:
-                apply_diff(workspace, diff, self.task.editable)
-            except DiffError as exc:
-                return bad_change(f"diff rejected: {exc}")
-        argv = build_command(self.task, knobs, request.seed, self.data_dir)
-        env = build_run_env(self.task, slot, run_id=f"{eid}@{uuid.uuid4().hex[:8]}", data_dir=self.data_dir)
-        proc = self.sandbox.process(argv, workspace=workspace, env=env, readonly=[self.data_dir], gpu=slot.gpu is not None,
-                                    limits=self.limits, timeout=self.task.timeout, log_path=log_path,
-                                    max_log_bytes=self.max_log_bytes, grace_s=self.grace_s)
-        with self._cond:
-            if self._closed:
-                return None
-            self._running[eid] = proc
-        try:
-            outcome = proc.run()
-        finally:
+        def unregister() -> None:
             with self._cond:
                 self._running.pop(eid, None)
-        if outcome.cancelled:
-            return None  # not finished: no result.json, so a resumed lab runs it again
-        text = log_path.read_bytes().decode("utf-8", errors="replace")
-        parsed = parse_metrics(text, self.task.metric.name, self.task.metric.regex)
-        status, error = classify(outcome, parsed, text, self.task.timeout)
-        metric = parsed.value if parsed.value is not None and math.isfinite(parsed.value) else None
-        if outcome.truncated:
-            log.info("experiment %s printed %d bytes; its log was capped", eid, outcome.output_bytes)
-        provenance = Provenance(
-            command=argv,
-            cwd=str(workspace),
-            seed=request.seed,
-            slot=slot.label,
-            env_fingerprint=env_fingerprint(slot),
-            data_hash=data_hash(self.data_dir),
-            task_root=str(self.task.root),
-            task_name=self.task.name,
-            sandbox=self.sandbox.kind,
-            network=self.sandbox.network,
-            env_names=sorted(env),
-            limits=self.limits.as_dict(),
-        )
-        if not self.keep_workspaces:
+
+        attempt = Attempt(task=self.task, exp_dir=exp_dir, slot=slot, sandbox=self.sandbox, limits=self.limits,
+                          data_dir=self.data_dir, max_log_bytes=self.max_log_bytes, grace_s=self.grace_s,
+                          build_workspace=lambda dest: make_workspace(self.task, dest, skip=[self.work_dir]),
+                          register=register, unregister=unregister)
+        result, workspace = run_attempt(request, attempt)
+        if result is None:
+            return None
+        if workspace is not None and not self.keep_workspaces and result.provenance is not None:
             shutil.rmtree(workspace, ignore_errors=True)
-        result = RunResult(
-            experiment_id=eid,
-            status=status,
-            change=request.change,
-            seed=request.seed,
-            metric_name=self.task.metric.name,
-            metric=metric,  # a failed run may still have printed a (finite) metric; status decides
-            metrics=parsed.metrics,
-            curve=parsed.curve,
-            error=error,
-            log_tail=log_tail(text),
-            log_path=str(log_path),
-            workspace=str(workspace) if self.keep_workspaces else None,
-            started_at=outcome.started_at,
-            ended_at=outcome.ended_at,
-            provenance=provenance,
-        )
+            result = result.model_copy(update={"workspace": None})
         return self._finish(exp_dir, result)
 
     def _finish(self, exp_dir: Path, result: RunResult) -> RunResult:

@@ -14,6 +14,7 @@ appended at the end, where summary blocks live.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -21,7 +22,7 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,6 +167,37 @@ def _drain(pgid: int, run_id: str, since: int, budget_s: float = 0.05) -> None:
         time.sleep(0.001)
 
 
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A pre-exec hook asking the kernel to KILL the child when its parent thread dies (Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def apply() -> None:
+        prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+
+    return apply
+
+
+def _preexec(caps: RunLimits | None, die_with_parent: bool) -> Callable[[], None] | None:
+    """The child's pre-exec hook: the resource caps, then the parent-death signal, as asked."""
+    hooks = [h for h in (caps.preexec() if caps is not None else None,
+                         _parent_death_signal() if die_with_parent else None) if h is not None]
+    if not hooks:
+        return None
+    if len(hooks) == 1:
+        return hooks[0]
+
+    def apply() -> None:
+        for hook in hooks:
+            hook()
+
+    return apply
+
+
 class _LogPump(threading.Thread):
     """Drain the pipe into the log file: the head up to the cap, then a rolling tail."""
 
@@ -232,10 +264,14 @@ class ManagedProcess:
         tail_bytes: int = 256 * 1024,
         limits: ResourceLimits | None = None,
         wrapped: bool = False,
+        die_with_parent: bool = False,
     ) -> None:
         """``limits`` caps the run's memory and processes (:mod:`autosci_graph.tools.limits`);
         ``wrapped`` says the main process is a wrapper (bubblewrap) that reports a signal death of
-        the command as ``128 + signal``: the outcome gives it back as ``-signal``."""
+        the command as ``128 + signal``: the outcome gives it back as ``-signal``.
+        ``die_with_parent`` has the kernel KILL the main process when the thread that started it
+        dies (Linux ``PR_SET_PDEATHSIG``): a Ray worker killed by ``ray.cancel(force=True)`` or by
+        its driver's death cannot run its timer and sweep any more, so its run must not outlive it."""
         self.argv = list(argv)
         self.cwd = cwd
         self.env = dict(env)
@@ -252,6 +288,7 @@ class ManagedProcess:
         self._since = 0  # start ticks of the main process: older processes are not the run's
         self.limits = limits
         self.wrapped = wrapped
+        self.die_with_parent = die_with_parent
 
     def cancel(self) -> None:
         """Kill the run because the executor is closing (safe to call at any time)."""
@@ -289,7 +326,7 @@ class ManagedProcess:
                     stderr=write_fd,
                     start_new_session=True,  # its own process group, killable as one
                     close_fds=True,
-                    preexec_fn=caps.preexec() if caps is not None else None,
+                    preexec_fn=_preexec(caps, self.die_with_parent),
                 )
         except (OSError, subprocess.SubprocessError) as exc:
             if caps is not None:
