@@ -4,7 +4,7 @@ The wiring the CLI, the benchmarks and embedding apps share: executor, memory, s
 checkpointer and report. A run directory holds::
 
     run.json             what was asked (task, settings, model), so the run can be resumed
-    checkpoints.sqlite   LangGraph's checkpoints (thread id = run id)
+    checkpoints.sqlite   LangGraph's checkpoints (thread id = run id), unless they are in PostgreSQL
     experiments/<id>/    each experiment's workspace, diff, log and result
     results.tsv, progress.png, report.md
 """
@@ -62,6 +62,14 @@ class RunSpec:
     max_answer_tokens: int | None = None
     #: With json_schema: a numeric knob moves by one of the steps the prompt shows (small models).
     step_menu: bool = False
+    #: Where experiments run: ``"local"`` or ``"ray"`` (``ray_address``: the cluster; None: ``RAY_ADDRESS``).
+    executor: str = "local"
+    ray_address: str | None = None
+    #: A ``postgresql://`` URL for the checkpoints (None: ``checkpoints.sqlite`` in the run directory).
+    checkpoint: str | None = None
+    #: A Chroma server for the memory, shared by several labs (None: the local folder ``memory_path``).
+    memory_host: str | None = None
+    memory_port: int | None = None
     created_at: float = dataclasses.field(default_factory=time.time)
 
     def save(self, run_dir: Path) -> None:
@@ -111,8 +119,14 @@ def make_scientist(spec: RunSpec) -> Any:
 
 
 @contextmanager
-def open_checkpointer(run_dir: Path) -> Iterator[Any]:
-    """A SQLite checkpointer on the run's database, closed on exit."""
+def open_checkpointer(run_dir: Path, url: str | None = None) -> Iterator[Any]:
+    """A SQLite checkpointer on the run's database, closed on exit; a PostgreSQL one for a ``url``."""
+    if url is not None:
+        from autosci_graph.postgres_checkpoints import open_postgres
+
+        with open_postgres(url) as saver:
+            yield saver
+        return
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     path = run_dir / CHECKPOINTS
@@ -163,7 +177,7 @@ def execute(
     ``"custom"`` progress events) for a live view. When the run is over and the task declares a
     held-out final evaluation, the champion is scored on it (``final_eval=False`` skips that).
     """
-    from autosci_graph.tools.local import LocalExecutor
+    from autosci_graph.tools.executors import make_executor
 
     task = spec.task()
     settings = spec.lab_settings()
@@ -171,15 +185,16 @@ def execute(
     if own_memory:
         from autosci_graph.memory.chroma import ChromaMemory
 
-        memory = ChromaMemory(spec.memory_path, task=task.name)
-    executor = LocalExecutor(task, run_dir, slots=spec.slots, sandbox=spec.sandbox)  # type: ignore[arg-type]
+        memory = ChromaMemory(spec.memory_path, task=task.name, host=spec.memory_host, port=spec.memory_port)
+    executor = make_executor(spec.executor, task, run_dir, slots=spec.slots, sandbox=spec.sandbox,  # type: ignore[arg-type]
+                             address=spec.ray_address)
     ctx = LabContext(task=task, executor=executor, scientist=scientist or make_scientist(spec), memory=memory,
                      settings=settings, poll_s=poll_s)
     config = {"configurable": {"thread_id": spec.run_id}, "recursion_limit": RECURSION_LIMIT,
               "run_name": f"autosci-{spec.mode}", "tags": ["autosci", spec.mode, task.name],
               "metadata": {"task": task.name, "run_id": spec.run_id}}
     try:
-        with open_checkpointer(run_dir) as saver:
+        with open_checkpointer(run_dir, spec.checkpoint) as saver:
             graph = build_graph(spec.mode).compile(checkpointer=saver)
             if resume:
                 snapshot = graph.get_state(config)
@@ -201,7 +216,7 @@ def execute(
         if own_memory:
             memory.close()  # releases the memory folder's writer lock for the next run
     if final_eval and task.final_eval is not None and state.get("stop_reason"):
-        final_evaluation(state, task, run_dir, sandbox=executor.sandbox)
+        final_evaluation(state, task, run_dir, sandbox=getattr(executor, "sandbox", None))
     outputs = write_outputs(state, task, run_dir)
     return RunOutcome(state=state, run_dir=run_dir, outputs=outputs, task=task)
 
@@ -245,7 +260,7 @@ def write_outputs(state: dict[str, Any], task: ResearchTask, run_dir: Path) -> d
 def load_state(run_dir: Path) -> tuple[RunSpec, dict[str, Any]]:
     """The latest checkpointed state of a run directory."""
     spec = RunSpec.load(run_dir)
-    with open_checkpointer(run_dir) as saver:
+    with open_checkpointer(run_dir, spec.checkpoint) as saver:
         graph = build_graph(spec.mode).compile(checkpointer=saver)
         values = graph.get_state({"configurable": {"thread_id": spec.run_id}}).values
     if not values:

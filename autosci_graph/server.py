@@ -9,7 +9,8 @@ outer graph whose *input is plain JSON* naming a task folder and the run's setti
 * ``prepare`` loads and checks the task (a bad folder fails here, with the file, field and fix) and
   picks the run id and run directory;
 * ``lab`` builds the :class:`~autosci_graph.graphs.context.LabContext` (a
-  :class:`~autosci_graph.tools.local.LocalExecutor` in the run directory, the offline
+  :class:`~autosci_graph.tools.local.LocalExecutor` in the run directory, or a
+  :class:`~autosci_graph.tools.ray.RayExecutor` for ``"executor": "ray"``, the offline
   ``SearchScientist`` or an ``LLMScientist`` for ``model``, the Chroma memory), runs the lab graph
   *as a subgraph* (its checkpoints go to the server's checkpointer, its node updates and progress
   events stream to the caller with ``stream_subgraphs=True``), then writes ``results.tsv``,
@@ -90,6 +91,13 @@ class LabRequest(TypedDict, total=False):
     memory: bool
     #: Memory folder (default: the shared one under ``~/.cache/autosci_graph``).
     memory_path: str
+    #: A Chroma server (``chroma run``) for the memory, shared by several labs (excludes ``memory_path``).
+    memory_host: str
+    memory_port: int
+    #: Where experiments run: ``"local"`` (default) or ``"ray"`` (Ray tasks on a cluster).
+    executor: Literal["local", "ray"]
+    #: The Ray cluster for ``executor="ray"`` (``HOST:PORT``; default: the server's ``RAY_ADDRESS``).
+    ray_address: str
     #: Run id (default: a timestamp plus a random suffix).
     run_id: str
     #: Where outputs go (default ``runs/TASK-RUN_ID`` under the server's working directory).
@@ -157,6 +165,11 @@ def prepare(state: ServerState) -> dict[str, Any]:
     task = load_task(state["task_dir"])
     _settings(state)  # fail here, before any run, on settings the lab would refuse
     _price(state)
+    from autosci_graph.tools.executors import check_kind
+
+    check_kind(state.get("executor", "local"))
+    if state.get("memory_host") and state.get("memory_path"):
+        raise SettingsError("give the memory either memory_path (a local folder) or memory_host (a Chroma server), not both")
     run_id = state.get("run_id") or time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:4]
     run_dir = Path(state.get("run_dir") or Path("runs") / f"{task.name}-{run_id}").expanduser().resolve()
     return {"task_dir": str(task.root), "task_name": task.name, "run_id": run_id, "run_dir": str(run_dir)}
@@ -167,13 +180,15 @@ def lab(state: ServerState) -> dict[str, Any]:
     from autosci_graph.graphs.context import LabContext
     from autosci_graph.graphs.state import Notebook
     from autosci_graph.runner import RECURSION_LIMIT, RunSpec, build_graph, make_scientist, write_outputs
-    from autosci_graph.tools.local import LocalExecutor
+    from autosci_graph.tools.executors import make_executor
 
     spec = RunSpec(task_dir=state["task_dir"], run_id=state["run_id"], settings=_settings(state),
                    mode=state.get("mode", "lab"), model=state.get("model"), critic_model=state.get("critic_model"),
                    base_url=state.get("base_url"), slots=state.get("slots"), memory=state.get("memory", True),
                    memory_path=state.get("memory_path"), fixed=dict(state.get("fixed") or {}),
-                   sandbox=state.get("sandbox", "auto"), call_timeout_s=state.get("call_timeout_s", 120.0) or None)
+                   sandbox=state.get("sandbox", "auto"), call_timeout_s=state.get("call_timeout_s", 120.0) or None,
+                   executor=state.get("executor", "local"), ray_address=state.get("ray_address"),
+                   memory_host=state.get("memory_host"), memory_port=state.get("memory_port"))
     price = _price(state)
     if price is not None:
         spec.price_in, spec.price_out = price.input_per_1k, price.output_per_1k
@@ -183,8 +198,9 @@ def lab(state: ServerState) -> dict[str, Any]:
     if spec.memory:
         from autosci_graph.memory.chroma import ChromaMemory
 
-        memory = ChromaMemory(spec.memory_path, task=task.name)
-    executor = LocalExecutor(task, run_dir, slots=spec.slots, sandbox=spec.sandbox)  # type: ignore[arg-type]
+        memory = ChromaMemory(spec.memory_path, task=task.name, host=spec.memory_host, port=spec.memory_port)
+    executor = make_executor(spec.executor, task, run_dir, slots=spec.slots, sandbox=spec.sandbox,  # type: ignore[arg-type]
+                             address=spec.ray_address)
     ctx = LabContext(task=task, executor=executor, scientist=make_scientist(spec), memory=memory,
                      settings=spec.lab_settings(), poll_s=1.0)
     write = get_stream_writer()

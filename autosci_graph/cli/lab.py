@@ -28,9 +28,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     from autosci_graph.graphs.context import LabSettings
     from autosci_graph.runner import RunSpec, execute, settings_dict, with_final_eval
 
-    if args.resume:
+    from autosci_graph.cli import cluster
+
+    if args.resume and cluster.is_postgres_url(args.resume):  # resumed from the database alone
+        run_dir, spec = cluster.resume_from_url(args)
+        if args.sandbox != "auto":
+            spec.sandbox = args.sandbox
+        if args.deadline:
+            spec.settings["deadline"] = time.time() + parse_duration(args.deadline)
+        resume = True
+    elif args.resume:
         run_dir = Path(args.resume).expanduser().resolve()
         spec = RunSpec.load(run_dir)
+        cluster.apply_resume_flags(args, spec)
         if args.sandbox != "auto":  # a resumed run keeps its sandbox unless told otherwise
             spec.sandbox = args.sandbox
         if args.deadline:
@@ -67,6 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_dir = Path(args.run_dir or Path("runs") / f"{task.name}-{run_id}").expanduser().resolve()
         if (run_dir / "run.json").exists():
             raise SettingsError(f"{run_dir} already holds a run; resume it with --resume {run_dir} or pick another --run-dir")
+        placement = cluster.spec_fields(args)  # database, memory server, Ray cluster: reachable, or fail here
         spec = RunSpec(task_dir=str(task.root), run_id=run_id, settings=settings_dict(settings),
                        mode="single" if args.single_agent else "lab", model=args.model, critic_model=args.critic_model,
                        base_url=args.base_url, slots=args.slots, memory=not args.no_memory,
@@ -74,7 +85,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                        call_timeout_s=args.call_timeout or None,
                        price_in=price.input_per_1k if price else None, price_out=price.output_per_1k if price else None,
                        structured_output=args.structured_output, max_answer_tokens=args.max_answer_tokens,
-                       step_menu=args.step_menu)
+                       step_menu=args.step_menu, **placement)
+        cluster.record(spec)
         spec.save(run_dir)
         resume = False
     task = spec.task()
@@ -110,7 +122,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("run", help="run a self-organizing lab (or the single-agent baseline) on a task")
     p.add_argument("task_dir", nargs="?", help="task folder with a task.toml")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue a crashed or stopped run from its checkpoint")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a crashed or stopped run from its checkpoint "
+                   "(a run directory, or the postgresql:// URL of its --checkpoint)")
     p.add_argument("--model", help="provider:model for an LLM scientist (default: the offline SearchScientist)")
     p.add_argument("--critic-model", help="provider:model for critiques (default: --model)")
     p.add_argument("--base-url", help="base URL of an OpenAI-compatible server (vLLM, llama.cpp, LM Studio, Ollama)")
@@ -143,6 +156,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--memory-path", help="memory folder (default: shared by every run, under ~/.cache/autosci_graph)")
     p.add_argument("--single-agent", action="store_true", help="run the autoresearch-style single-agent baseline instead")
     add_sandbox_flag(p)
+    from autosci_graph.cli.cluster import add_cluster_flags
+
+    add_cluster_flags(p)
     p.set_defaults(handler=cmd_run)
 
     r = sub.add_parser("report", help="write results.tsv, progress.png and report.md for a run directory")

@@ -124,9 +124,7 @@ class LocalExecutor(Executor):
 
     def experiment_dir(self, experiment_id: str) -> Path:
         """The folder of one experiment (it may not exist yet)."""
-        if not _SAFE_ID.match(experiment_id) or experiment_id in (".", ".."):
-            raise ValueError(f"experiment id {experiment_id!r} must be 1-128 letters, digits, '_', '.', '-'")
-        return self.work_dir / "experiments" / experiment_id
+        return experiment_folder(self.work_dir, experiment_id)
 
     def submit(self, request: RunRequest) -> None:
         eid = request.experiment_id
@@ -215,7 +213,7 @@ class LocalExecutor(Executor):
             kill_orphans(f"{eid}@", self.grace_s)  # its processes may still be running
             shutil.rmtree(exp_dir)
         exp_dir.mkdir(parents=True)
-        _atomic_write(exp_dir / "request.json", request.model_dump_json(indent=2))
+        atomic_write(exp_dir / "request.json", request.model_dump_json(indent=2))
 
         def register(proc: ManagedProcess) -> bool:
             with self._cond:
@@ -241,23 +239,35 @@ class LocalExecutor(Executor):
         return self._finish(exp_dir, result)
 
     def _finish(self, exp_dir: Path, result: RunResult) -> RunResult:
-        _atomic_write(exp_dir / "result.json", result.model_dump_json(indent=2))
+        atomic_write(exp_dir / "result.json", result.model_dump_json(indent=2))
         log.info("experiment %s: %s %s", result.experiment_id, result.status, result.metric)
         return result
 
     @staticmethod
     def _load(exp_dir: Path) -> RunResult | None:
-        path = exp_dir / "result.json"
-        if not path.is_file():
-            return None
-        try:
-            return RunResult.model_validate_json(path.read_bytes())
-        except ValueError:
-            log.warning("%s is unreadable; the experiment will run again", path)
-            return None
+        return load_stored(exp_dir)
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def experiment_folder(work_dir: Path, experiment_id: str) -> Path:
+    """``<work_dir>/experiments/<experiment_id>``, refusing ids that are not plain names."""
+    if not _SAFE_ID.match(experiment_id) or experiment_id in (".", ".."):
+        raise ValueError(f"experiment id {experiment_id!r} must be 1-128 letters, digits, '_', '.', '-'")
+    return work_dir / "experiments" / experiment_id
+
+
+def load_stored(exp_dir: Path) -> RunResult | None:
+    """The finished result in an experiment folder (its commit point), or None."""
+    path = exp_dir / "result.json"
+    if not path.is_file():
+        return None
+    try:
+        return RunResult.model_validate_json(path.read_bytes())
+    except ValueError:
+        log.warning("%s is unreadable; the experiment will run again", path)
+        return None
+
+
+def atomic_write(path: Path, text: str) -> None:
     """Write via a temporary file and rename, so a reader never sees half a file.
 
     No fsync: after a power loss a torn ``result.json`` fails to parse and the experiment simply
@@ -273,4 +283,4 @@ def load_result(path: str | os.PathLike[str]) -> RunResult:
     return RunResult.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
-__all__ = ["LocalExecutor", "load_result"]
+__all__ = ["LocalExecutor", "atomic_write", "experiment_folder", "load_result", "load_stored"]
