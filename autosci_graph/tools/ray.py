@@ -243,10 +243,6 @@ class RayExecutor(Executor):
                     log.warning("experiment %s already finished with another change/seed; returning the stored result", eid)
                 self._results[eid] = stored
                 return
-            if exp_dir.exists():  # left by a lab that died mid-run: the node kills what it left running
-                shutil.rmtree(exp_dir)
-            exp_dir.mkdir(parents=True)
-            atomic_write(exp_dir / "request.json", request.model_dump_json(indent=2))
             self._pending[eid] = request
             self._queue.put(request)
             self._cond.notify_all()
@@ -297,6 +293,19 @@ class RayExecutor(Executor):
     # -- the driver loop ----------------------------------------------------------------------
 
     def _drive(self) -> None:
+        """The driver loop; if it breaks (the cluster went away), every waiter hears why."""
+        try:
+            self._drive_loop()
+        except Exception as exc:
+            log.exception("the Ray executor's driver loop failed")
+            with self._cond:
+                for eid in [*self._pending, *self._inflight]:
+                    self._errors[eid] = exc
+                self._pending.clear()
+                self._inflight.clear()
+                self._cond.notify_all()
+
+    def _drive_loop(self) -> None:
         """Dispatch queued requests to free slots, collect finished tasks, enforce the backstop."""
         while True:
             with self._cond:
@@ -304,6 +313,7 @@ class RayExecutor(Executor):
                     return
                 while len(self._inflight) < self._slots and not self._queue.empty():
                     request = self._queue.get()
+                    self._prepare_folder(request)
                     ref = self._remote.remote(self._bundle_ref, self.task, request, self._settings)
                     self._inflight[request.experiment_id] = _InFlight(request, ref, time.monotonic())
                 if not self._inflight:
@@ -314,6 +324,16 @@ class RayExecutor(Executor):
             for ref in ready:
                 self._collect(by_ref[ref])
             self._backstop()
+
+    def _prepare_folder(self, request: RunRequest) -> None:
+        """The experiment's folder here, as a local run would have it before it starts."""
+        exp_dir = self.experiment_dir(request.experiment_id)
+        if exp_dir.exists():  # left by a lab that died mid-run: the node kills what it left running
+            shutil.rmtree(exp_dir)
+        exp_dir.mkdir(parents=True)
+        atomic_write(exp_dir / "request.json", request.model_dump_json(indent=2))
+        if request.change.diff and request.change.diff.strip():
+            (exp_dir / "change.diff").write_text(request.change.diff, encoding="utf-8")
 
     def _collect(self, eid: str) -> None:
         ray = self._ray

@@ -1,21 +1,62 @@
-"""LocalExecutor's contract with real processes: slots, idempotence, resume, wait, close."""
+"""The executor contract with real processes: slots, idempotence, resume, wait, close.
+
+Every test runs on each executor: LocalExecutor, and RayExecutor on a real Ray head started on
+127.0.0.1 for this module (stopped by PID at the end).
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from autosci_graph.state import Change, RunRequest
 from autosci_graph.task import ResearchTask
+from autosci_graph.tools.base import Executor
 from autosci_graph.tools.local import LocalExecutor
-from tests.support.processes import wait_gone
+from tests.support.processes import marked, wait_gone
+from tests.support.servers import RayCluster
 
 ScriptsTask = Callable[..., ResearchTask]  # the conftest fixture `scripts_task`
+MakeExecutor = Callable[..., Executor]
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[RayCluster]:
+    """One Ray head (2 CPUs) for the module: starting one costs seconds, tests share it."""
+    import ray
+
+    cluster = RayCluster(head_cpus=2)
+    try:
+        yield cluster
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.stop()
+
+
+@pytest.fixture(params=["local", "ray"])
+def make_executor(request: pytest.FixtureRequest) -> MakeExecutor:
+    """Builds the executor under test: ``make_executor(task, work_dir, slots=..., grace_s=...)``."""
+    if request.param == "local":
+        return LocalExecutor
+    from autosci_graph.tools.ray import RayExecutor
+
+    cluster: RayCluster = request.getfixturevalue("ray_cluster")
+
+    def make(task: ResearchTask, work: Path, **kwargs: Any) -> Executor:
+        return RayExecutor(task, work, address=cluster.address, **kwargs)
+
+    return make
+
+
+def _is_ray(ex: Executor) -> bool:
+    return type(ex).__name__ == "RayExecutor"
 
 
 def _max_overlap(intervals: list[tuple[float, float]]) -> int:
@@ -27,9 +68,9 @@ def _max_overlap(intervals: list[tuple[float, float]]) -> int:
     return best
 
 
-def test_two_slots_overlap_and_never_more_than_two(tmp_path: Path, scripts_task: ScriptsTask) -> None:
+def test_two_slots_overlap_and_never_more_than_two(tmp_path: Path, scripts_task: ScriptsTask, make_executor: MakeExecutor) -> None:
     task = scripts_task(tmp_path / "task")
-    with LocalExecutor(task, tmp_path / "work", slots=2) as ex:
+    with make_executor(task, tmp_path / "work", slots=2) as ex:
         assert ex.slots == 2
         requests = [RunRequest(experiment_id=f"e{i}", change=Change(knobs={"sleep": 0.6, "x": float(i)})) for i in range(5)]
         results = ex.run_many(requests)
@@ -39,14 +80,19 @@ def test_two_slots_overlap_and_never_more_than_two(tmp_path: Path, scripts_task:
     assert _max_overlap(intervals) == 2
     first, second = sorted(intervals)[:2]
     assert second[0] < first[1]  # the first two really ran at the same time
-    assert {r.provenance.slot for r in results if r.provenance} == {"cpu:0", "cpu:1"}
+    if _is_ray(ex):  # one node: every run names it, and each got the one CPU it asked Ray for
+        assert len({r.provenance.node for r in results if r.provenance}) == 1
+        assert all(r.provenance and "ray node" in r.provenance.node and r.provenance.env_fingerprint["cpu_threads"] == "1"
+                   for r in results)
+    else:
+        assert {r.provenance.slot for r in results if r.provenance} == {"cpu:0", "cpu:1"}
 
 
-def test_submit_is_idempotent_and_results_survive_a_restart(tmp_path: Path, scripts_task: ScriptsTask) -> None:
+def test_submit_is_idempotent_and_results_survive_a_restart(tmp_path: Path, scripts_task: ScriptsTask, make_executor: MakeExecutor) -> None:
     task = scripts_task(tmp_path / "task")
     work = tmp_path / "work"
     request = RunRequest(experiment_id="once", change=Change(knobs={"x": 2.5}), seed=7)
-    with LocalExecutor(task, work, slots=2) as ex:
+    with make_executor(task, work, slots=2) as ex:
         ex.submit(request)
         ex.submit(request)  # queued twice must not run twice
         (first,) = ex.wait(["once"])
@@ -56,16 +102,16 @@ def test_submit_is_idempotent_and_results_survive_a_restart(tmp_path: Path, scri
     assert first.provenance is not None and "--seed=7" in first.provenance.command
     mtime = (work / "experiments" / "once" / "result.json").stat().st_mtime_ns
 
-    with LocalExecutor(task, work, slots=1) as fresh:  # a resumed lab
+    with make_executor(task, work, slots=1) as fresh:  # a resumed lab
         assert fresh.wait(["once"]) == [first]
         fresh.submit(request)
         assert fresh.wait(["once"], timeout=0) == [first]
     assert (work / "experiments" / "once" / "result.json").stat().st_mtime_ns == mtime  # not re-run
 
 
-def test_wait_semantics(tmp_path: Path, scripts_task: ScriptsTask) -> None:
+def test_wait_semantics(tmp_path: Path, scripts_task: ScriptsTask, make_executor: MakeExecutor) -> None:
     task = scripts_task(tmp_path / "task")
-    with LocalExecutor(task, tmp_path / "work", slots=1) as ex:
+    with make_executor(task, tmp_path / "work", slots=1) as ex:
         with pytest.raises(KeyError):
             ex.wait(["never-submitted"])
         ex.submit(RunRequest(experiment_id="slow", change=Change(knobs={"sleep": 1.0})))
@@ -78,38 +124,47 @@ def test_wait_semantics(tmp_path: Path, scripts_task: ScriptsTask) -> None:
         assert {r.experiment_id for r in ex.run_many([RunRequest(experiment_id="fast")])} == {"fast"}
 
 
-def test_close_kills_running_experiments_and_leaves_them_unfinished(tmp_path: Path, scripts_task: ScriptsTask) -> None:
+def _helpers_started(experiment_id: str) -> bool:
+    """hang.py's main process, its child and its setsid grandchild are all up (found by marker)."""
+    return len([p for p in marked(experiment_id) if b"hang.py" in Path(f"/proc/{p}/cmdline").read_bytes()]) >= 3
+
+
+def test_close_kills_running_experiments_and_leaves_them_unfinished(tmp_path: Path, scripts_task: ScriptsTask, make_executor: MakeExecutor) -> None:
     task = scripts_task(tmp_path / "task", timeout=60)
     work = tmp_path / "work"
-    ex = LocalExecutor(task, work, slots=1, grace_s=0.5)
+    ex = make_executor(task, work, slots=1, grace_s=0.5)
     ex.submit(RunRequest(experiment_id="long", change=Change(knobs={"script": "hang.py"})))
     ex.submit(RunRequest(experiment_id="queued"))
-    pids_file = work / "experiments" / "long" / "workspace" / "pids.txt"
-    deadline = time.time() + 10
-    while not pids_file.exists() and time.time() < deadline:
+    deadline = time.time() + 30
+    while not _helpers_started("long") and time.time() < deadline:
         time.sleep(0.05)
+    assert _helpers_started("long")  # on a Ray node too: the run, its child and its escaped grandchild
     t0 = time.monotonic()
-    ex.close()
+    ex.close()  # Ray: ray.cancel, the node kills the run's tree (TERM, grace, KILL)
     assert time.monotonic() - t0 < 10
     assert not (work / "experiments" / "long" / "result.json").exists()  # a resumed lab re-runs it
     assert not (work / "experiments" / "queued").exists()
-    assert pids_file.read_text().split()
     assert not wait_gone("long", timeout=1.0)  # the sandbox's pids are not the host's: find them by marker
     with pytest.raises(RuntimeError):
         ex.submit(RunRequest(experiment_id="late"))
 
 
-def test_workspace_is_a_copy_and_the_task_folder_is_untouched(tmp_path: Path, scripts_task: ScriptsTask) -> None:
+def test_workspace_is_a_copy_and_the_task_folder_is_untouched(tmp_path: Path, scripts_task: ScriptsTask, make_executor: MakeExecutor) -> None:
     task = scripts_task(tmp_path / "task")
     before = {p.name: p.read_bytes() for p in (tmp_path / "task").iterdir() if p.is_file()}
     diff = "--- a/ok.py\n+++ b/ok.py\n@@ -8,3 +8,3 @@\n print(\"---\")\n-print(f\"score: {float(opts.get('x', 1.0))}\")\n+print(f\"score: {2 * float(opts.get('x', 1.0))}\")\n"
     diff = diff.replace("@@ -8,3 +8,3 @@\n print(\"---\")\n", "@@ -9,2 +9,2 @@\n print(\"---\")\n")
-    with LocalExecutor(task, tmp_path / "task" / "runs", slots=1) as ex:  # work dir inside the task folder
+    with make_executor(task, tmp_path / "task" / "runs", slots=1) as ex:  # work dir inside the task folder
         r = ex.run(Change(knobs={"x": 3.0}, diff=diff))
+        exp_dir = ex.experiment_dir(r.experiment_id)  # type: ignore[attr-defined]
     assert r.status == "ok", r.error
     assert r.metric == 6.0
     after = {p.name: p.read_bytes() for p in (tmp_path / "task").iterdir() if p.is_file()}
     assert after == before
-    ws = Path(r.workspace or "")
-    assert not (ws / "runs").exists()  # the work folder is never copied into a workspace
-    assert (ws.parent / "change.diff").read_text() == diff
+    assert (exp_dir / "change.diff").read_text() == diff
+    assert "score: 6.0" in (exp_dir / "run.log").read_text()  # the log is here, also from a Ray node
+    if _is_ray(ex):  # the node's workspace is gone with its scratch folder; the shipped bundle had no runs/
+        assert r.workspace is None and r.provenance is not None and "ray node" in r.provenance.node
+    else:
+        ws = Path(r.workspace or "")
+        assert not (ws / "runs").exists()  # the work folder is never copied into a workspace
