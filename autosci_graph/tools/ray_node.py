@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 OWNER_VAR = "AUTOSCI_RAY_OWNER"
 #: Which lab (driver work folder) a run belongs to, so a sweep never touches another lab's runs.
 JOB_VAR = "AUTOSCI_RAY_JOB"
+#: The Ray node a run is on (its id), for whoever looks at the node's processes.
+NODE_VAR = "AUTOSCI_RAY_NODE"
 #: Where a node keeps unpacked task folders and attempts' scratch folders (default: the temp dir).
 SCRATCH_VAR = "AUTOSCI_RAY_SCRATCH"
 _POLL_S = 0.1
@@ -209,7 +211,7 @@ def run_on_node(bundle: bytes, task: ResearchTask, request: RunRequest, settings
     attempt = Attempt(task=node_task, exp_dir=exp_dir, slot=_node_slot(settings.cpus), sandbox=_sandboxes[key],
                       limits=limits_for(node_task.limits), data_dir=data_dir, max_log_bytes=settings.max_log_bytes,
                       grace_s=settings.grace_s, build_workspace=lambda dest: Path(shutil.copytree(root, dest, symlinks=True)),
-                      register=register, extra_env={OWNER_VAR: owner, JOB_VAR: settings.job}, node=node,
+                      register=register, extra_env={OWNER_VAR: owner, JOB_VAR: settings.job, NODE_VAR: node_id}, node=node,
                       die_with_parent=True)
     outcome: dict[str, Any] = {}
 
@@ -246,5 +248,5 @@ def run_on_node(bundle: bytes, task: ResearchTask, request: RunRequest, settings
         shutil.rmtree(exp_dir, ignore_errors=True)
 
 
-__all__ = ["JOB_VAR", "NodeSettings", "OWNER_VAR", "SCRATCH_VAR", "node_name", "pack_folder", "run_on_node",
+__all__ = ["JOB_VAR", "NODE_VAR", "NodeSettings", "OWNER_VAR", "SCRATCH_VAR", "node_name", "pack_folder", "run_on_node",
            "sweep_orphans", "unpack_task"]
