@@ -70,7 +70,7 @@ def check_url(url: str) -> dict[str, str]:
 
 def _connect(url: str) -> Any:
     """An autocommit connection as PostgresSaver wants it (dict rows, no prepared statements)."""
-    check_url(url)
+    params = check_url(url)
     import psycopg
     from psycopg.rows import dict_row
 
@@ -79,8 +79,22 @@ def _connect(url: str) -> Any:
                                           connect_timeout=CONNECT_TIMEOUT_S)
     except psycopg.Error as exc:
         reason = " ".join(str(exc).split())[:300]
-        raise _error(f"cannot open the checkpoint database {redact(url)}: {reason}. Start PostgreSQL there, create the "
-                     "database (createdb NAME) or fix the URL; a password goes in PGPASSWORD or ~/.pgpass") from None
+        raise _error(f"cannot open the checkpoint database {redact(url)}: {reason}. {_fix(reason, params)}") from None
+
+
+def _fix(reason: str, params: dict[str, str]) -> str:
+    """What to do about a failed connection, from libpq's reason."""
+    where = f"-h {params.get('host', 'localhost')} -p {params.get('port', '5432')}"
+    low = reason.lower()
+    if "database" in low and "does not exist" in low:
+        return f"Create it (createdb {where} {params['dbname']}) or name another database in the URL"
+    if "role" in low and "does not exist" in low:
+        return f"Create the user (createuser {where} NAME) or fix USER in the URL"
+    if "password" in low:
+        return "Put the password in PGPASSWORD or ~/.pgpass (never in the URL)"
+    if "refused" in low or "timeout" in low or "translate host" in low or "no route" in low:
+        return "Start PostgreSQL there (pg_ctl start, or your service manager), or fix HOST:PORT in the URL"
+    return "Fix the URL or the server's access rules (pg_hba.conf)"
 
 
 def _setup(conn: Any) -> Any:
