@@ -3,6 +3,7 @@
 #   chromium: the headless browser that tests/integration/test_report_html.py opens report.html in.
 #   bubblewrap: the sandbox every experiment runs in (tests/integration/test_sandbox.py).
 #   cmake, ninja-build, build-essential: build llama-server for the real_model tests (scripts/build_llama_server.sh).
+#   postgresql: the server the PostgreSQL checkpoint tests start on loopback (tests/integration/test_cluster_services.py).
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -20,5 +21,10 @@ if ! { command -v cmake && command -v ninja && command -v c++; } >/dev/null; the
     $SUDO apt-get update
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends cmake ninja-build build-essential
 fi
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends postgresql
+fi
 /usr/bin/chromium --version
 bwrap --version
+ls /usr/lib/postgresql/*/bin/initdb

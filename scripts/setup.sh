@@ -10,6 +10,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
+# [dev] includes [cluster]: Ray, langgraph-checkpoint-postgres and psycopg (README, "On a cluster").
 .venv/bin/python -m pip install --quiet -e ".[dev]"
 # Experiments run in a bubblewrap sandbox (see README, "Containment"): install it when we may.
 if ! command -v bwrap >/dev/null; then
@@ -20,6 +21,17 @@ if ! command -v bwrap >/dev/null; then
             || echo "setup: could not install bubblewrap; install it (sudo apt-get install bubblewrap) or run with --sandbox none" >&2
     else
         echo "setup: bubblewrap is missing; install it (sudo apt-get install bubblewrap) or run with --sandbox none" >&2
+    fi
+fi
+# The PostgreSQL checkpoint tests start Debian's PostgreSQL on loopback: install it when we may.
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
+    if command -v apt-get >/dev/null && { [ -z "$SUDO" ] || sudo -n true 2>/dev/null; }; then
+        { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends postgresql >/dev/null; } \
+            || echo "setup: could not install postgresql; the PostgreSQL checkpoint tests will fail until it is installed" >&2
+    else
+        echo "setup: PostgreSQL is missing; install it (sudo apt-get install postgresql) for the checkpoint tests" >&2
     fi
 fi
 # The real_model tests (README, "Run with a local model") need llama.cpp's llama-server and a small

@@ -4,8 +4,9 @@
   --address``), each a foreground process in its own session. Stopping walks the process tree
   (raylet, Ray workers, experiments) and kills exactly it: never ``ray stop``, which would stop every
   Ray process on the machine, other sessions' included.
-* :class:`Postgres`: Debian's PostgreSQL (``initdb``/``postgres``) in a fresh folder, run as the
-  ``postgres`` user (PostgreSQL refuses root), trust authentication on loopback.
+* :class:`Postgres`: Debian's PostgreSQL (``initdb``/``postgres``) in a fresh folder, trust
+  authentication on loopback; as root it runs as the ``postgres`` user (PostgreSQL refuses root),
+  otherwise as the current user.
 * :class:`ChromaServer`: ``chroma run`` on a fresh folder.
 """
 
@@ -132,7 +133,7 @@ class RayCluster:
 
 
 class Postgres:
-    """A throw-away PostgreSQL cluster on a free loopback port, run as the ``postgres`` user."""
+    """A throw-away PostgreSQL cluster on a free loopback port (as ``postgres`` when we are root)."""
 
     def __init__(self, user: str = "postgres") -> None:
         bindir = Path("/usr/lib/postgresql")
@@ -140,24 +141,23 @@ class Postgres:
         if not versions:
             raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
         self.bin = versions[-1].parent
-        self.user = user
         self.dir = Path(tempfile.mkdtemp(prefix="autosci-pg-"))
         self.data = self.dir / "data"
         self.port = free_port()
-        pw = pwd.getpwnam(user)
-        os.chown(self.dir, pw.pw_uid, pw.pw_gid)
-        self._as_user([str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync"])
+        ids: dict[str, int] = {}
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam(user)
+            ids = {"user": pw.pw_uid, "group": pw.pw_gid}
+            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+        subprocess.run([str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync"],
+                       check=True, capture_output=True, cwd=self.dir, **ids)  # type: ignore[call-overload]
         self.proc = subprocess.Popen(
             [str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.dir),
              "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
             stdout=open(self.dir / "postgres.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
-            user=pw.pw_uid, group=pw.pw_gid, cwd=self.dir,
+            cwd=self.dir, **ids,  # type: ignore[call-overload]
         )
         wait_port(self.port, 30, self.proc, "postgres")
-
-    def _as_user(self, argv: list[str]) -> None:
-        pw = pwd.getpwnam(self.user)
-        subprocess.run(argv, check=True, capture_output=True, user=pw.pw_uid, group=pw.pw_gid, cwd=self.dir)
 
     def url(self, db: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{db}"
