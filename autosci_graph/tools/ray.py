@@ -111,7 +111,7 @@ class _InFlight:
     ref: Any
     dispatched: float
     cancelled_at: float | None = None
-    forced: bool = False
+    forced_at: float | None = None
 
 
 class RayExecutor(Executor):
@@ -393,19 +393,35 @@ class RayExecutor(Executor):
         return result
 
     def _backstop(self) -> None:
-        """ray.cancel a task that overran its budget by more than ``cancel_slack_s`` (then force it)."""
+        """ray.cancel a task that overran its budget by more than ``cancel_slack_s``, then force it,
+        then give up on it: the lab gets a timeout and its slot back either way."""
         now = time.monotonic()
         limit = self.task.timeout + self.grace_s + self.cancel_slack_s
+        patience = 2 * self.grace_s + 2.0  # TERM, grace, KILL on the node, and Ray's messages
         with self._cond:
             items = list(self._inflight.values())
         for item in items:
+            eid = item.request.experiment_id
             if item.cancelled_at is None and now - item.dispatched > limit:
-                log.warning("experiment %s: no answer %.0f s after dispatch; ray.cancel", item.request.experiment_id, now - item.dispatched)
+                log.warning("experiment %s: no answer %.0f s after dispatch; ray.cancel", eid, now - item.dispatched)
                 item.cancelled_at = now
                 self._ray.cancel(item.ref, force=False)
-            elif item.cancelled_at is not None and not item.forced and now - item.cancelled_at > self.grace_s + 10.0:
-                item.forced = True
+            elif item.cancelled_at is not None and item.forced_at is None and now - item.cancelled_at > patience:
+                # The interrupt did not end it (the worker is stuck in C code, or stopped): Ray kills the
+                # worker, the kernel then kills the run (PR_SET_PDEATHSIG), the node's next task sweeps the rest.
+                log.warning("experiment %s: still running after ray.cancel; ray.cancel(force=True)", eid)
+                item.forced_at = now
                 self._ray.cancel(item.ref, force=True)
+            elif item.forced_at is not None and now - item.forced_at > patience:
+                # Even that got no answer (a frozen worker cannot take Ray's kill): stop waiting for it.
+                log.error("experiment %s: its Ray worker does not answer even ray.cancel(force=True); recorded as a "
+                          "timeout and abandoned (its node may need a look)", eid)
+                result = self._timed_out(item)
+                with self._cond:
+                    self._inflight.pop(eid, None)
+                    self._pending.pop(eid, None)
+                    self._results[eid] = result
+                    self._cond.notify_all()
 
 
 __all__ = ["RayExecutor", "connect"]

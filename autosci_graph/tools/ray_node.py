@@ -234,7 +234,9 @@ def run_on_node(bundle: bytes, task: ResearchTask, request: RunRequest, settings
             procs = list(running)
         for proc in procs:
             proc.cancel()
-        worker.join()  # run() returns once the killer swept the whole tree
+        # run() returns once the killer swept the whole tree; bounded, in case the attempt was still
+        # preparing data (nothing to kill yet) and is stuck there.
+        worker.join(2 * settings.grace_s + 10.0)
         shutil.rmtree(exp_dir, ignore_errors=True)
         raise
     try:

@@ -6,6 +6,8 @@ Every test runs on each executor: LocalExecutor, and RayExecutor on a real Ray h
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,10 +30,11 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[RayCluster]:
-    """One Ray head (2 CPUs) for the module: starting one costs seconds, tests share it."""
+    """One Ray head (2 CPUs, and 1 GPU declared to Ray though the machine may have none) for the
+    module: starting one costs seconds, tests share it."""
     import ray
 
-    cluster = RayCluster(head_cpus=2)
+    cluster = RayCluster(head_cpus=2, head_gpus=1)
     try:
         yield cluster
     finally:
@@ -50,7 +53,7 @@ def make_executor(request: pytest.FixtureRequest) -> MakeExecutor:
     cluster: RayCluster = request.getfixturevalue("ray_cluster")
 
     def make(task: ResearchTask, work: Path, **kwargs: Any) -> Executor:
-        return RayExecutor(task, work, address=cluster.address, **kwargs)
+        return RayExecutor(task, work, address=cluster.address, device="cpu", **kwargs)
 
     return make
 
@@ -124,9 +127,16 @@ def test_wait_semantics(tmp_path: Path, scripts_task: ScriptsTask, make_executor
         assert {r.experiment_id for r in ex.run_many([RunRequest(experiment_id="fast")])} == {"fast"}
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _helpers_started(experiment_id: str) -> bool:
     """hang.py's main process, its child and its setsid grandchild are all up (found by marker)."""
-    return len([p for p in marked(experiment_id) if b"hang.py" in Path(f"/proc/{p}/cmdline").read_bytes()]) >= 3
+    return len([p for p in marked(experiment_id) if b"hang.py" in _cmdline(p)]) >= 3
 
 
 def test_close_kills_running_experiments_and_leaves_them_unfinished(tmp_path: Path, scripts_task: ScriptsTask, make_executor: MakeExecutor) -> None:
@@ -168,3 +178,49 @@ def test_workspace_is_a_copy_and_the_task_folder_is_untouched(tmp_path: Path, sc
     else:
         ws = Path(r.workspace or "")
         assert not (ws / "runs").exists()  # the work folder is never copied into a workspace
+
+
+# -- RayExecutor only ---------------------------------------------------------------------------
+
+
+def test_ray_gpu_slot_asks_ray_for_one_gpu_and_the_run_gets_it(tmp_path: Path, scripts_task: ScriptsTask, ray_cluster: RayCluster) -> None:
+    from autosci_graph.tools.ray import RayExecutor
+
+    task = scripts_task(tmp_path / "task")
+    with RayExecutor(task, tmp_path / "work", address=ray_cluster.address, device="cuda") as ex:
+        assert ex.slots == 1  # one GPU in the cluster: one GPU slot
+        r = ex.run(Change(knobs={"script": "printenv.py"}), experiment_id="gpu")
+    assert r.status == "ok", r.error
+    assert "ENV CUDA_VISIBLE_DEVICES=0\n" in Path(r.log_path or "").read_text()  # the GPU Ray assigned the task
+    assert r.provenance is not None and r.provenance.env_fingerprint["device"] == "cuda:0"
+    assert r.provenance.slot.startswith("cuda:0")
+
+
+def test_ray_stuck_node_is_cancelled_through_ray_cancel_and_leaves_nothing(tmp_path: Path, scripts_task: ScriptsTask,
+                                                                           ray_cluster: RayCluster) -> None:
+    from autosci_graph.tools.ray import RayExecutor
+    from autosci_graph.tools.ray_node import OWNER_VAR
+
+    task = scripts_task(tmp_path / "task", timeout=2.0)
+    # No sandbox: in bubblewrap the run's PID namespace dies with its main process, which would hide
+    # whether the node's sweep finds helpers that escaped the process group.
+    with RayExecutor(task, tmp_path / "work", address=ray_cluster.address, device="cpu", slots=1, grace_s=0.5,
+                     cancel_slack_s=1.0, sandbox="none") as ex:
+        ex.submit(RunRequest(experiment_id="stuck", change=Change(knobs={"script": "hang.py"})))
+        deadline = time.time() + 30
+        while not _helpers_started("stuck") and time.time() < deadline:
+            time.sleep(0.05)
+        environ = Path(f"/proc/{marked('stuck')[0]}/environ").read_bytes().split(b"\0")
+        owner = int(next(v for v in environ if v.startswith(OWNER_VAR.encode() + b"=")).split(b"=")[1].split(b":")[0])
+        os.kill(owner, signal.SIGSTOP)  # the node's Ray worker freezes: its timer and its kill cannot run
+        done = ex.wait(["stuck"], timeout=60)  # ray.cancel, then force=True, then the executor gives up
+        assert len(done) == 1 and done[0].status == "timeout"
+        assert done[0].error is not None and "ray.cancel" in done[0].error
+        assert ex.run(Change(knobs={"x": 0.5}), experiment_id="next").metric == 0.5  # the lab goes on
+        # The frozen worker dies at last (its node's operator, the OOM killer): the kernel kills the
+        # run's main process with it, and the node's next task sweeps the helpers that left its group.
+        os.kill(owner, signal.SIGKILL)
+        while _helpers_started("stuck") and time.time() < deadline + 30:  # the main process goes first
+            time.sleep(0.05)
+        assert ex.run(Change(knobs={"x": 0.25}), experiment_id="after").metric == 0.25
+    assert not wait_gone("stuck", timeout=5)
