@@ -33,11 +33,15 @@ TASK = str(ROOT / "tests" / "integration" / "tasks" / "quadratic")
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[RayCluster]:
+    import ray
+
     c = RayCluster(head_cpus=1)
     try:
         c.add_worker(cpus=1)
         yield c
     finally:
+        if ray.is_initialized():  # the server test made this process a driver of the cluster
+            ray.shutdown()
         c.stop()
 
 
@@ -170,3 +174,17 @@ def test_lab_sigkilled_during_ray_experiments_resumes_without_duplicates(cluster
         assert after.get(eid) == mtime, f"{eid} finished before the crash but ran again"
     # Ray stopped the dead lab's tasks and their runs died with their workers: nothing of the run is left.
     assert not _marked(run_id), "a process of the killed lab's experiments is still alive"
+
+
+def test_the_server_json_input_takes_the_ray_executor(cluster: RayCluster, tmp_path: Path) -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from autosci_graph.server import build_server_graph
+
+    graph = build_server_graph().compile(checkpointer=InMemorySaver())
+    out = graph.invoke({"task_dir": TASK, "executor": "ray", "ray_address": cluster.address, "teams": 1,
+                        "max_experiments": 3, "memory": False, "fixed": {"sleep": 0.0}, "run_dir": str(tmp_path / "run")},
+                       {"configurable": {"thread_id": "server-ray"}})
+    assert out["experiments"] == 3
+    results = [json.loads(p.read_text()) for p in (tmp_path / "run" / "experiments").glob("*/result.json")]
+    assert len(results) == 3 and all("(ray node " in r["provenance"]["node"] for r in results)
