@@ -26,7 +26,11 @@ Failures:
   task that has not come back ``cancel_slack_s`` after that (a stuck node) is cancelled with
   ``ray.cancel`` (then ``force=True``) and recorded as a timeout;
 * a node dies mid-experiment: Ray runs the task again on another node (``max_retries``, Ray's
-  retry of system failures); the lab sees one result, so the budget counts it once;
+  retry of system failures); the lab sees one result, so the budget counts it once. An experiment
+  whose node or worker dies on every try (or that Ray's memory monitor kills every time) is a
+  ``crash`` (``oom``) result, like any failed run: the lab goes on;
+* a node cannot run experiments at all (no bubblewrap there, its data preparation fails): the
+  project error from the node is raised to the lab, naming the node's problem;
 * the lab dies (SIGKILL): Ray tasks share their owner's fate, so Ray stops them; an experiment
   without ``result.json`` is run again by the resumed lab (same id, one result), and the node kills
   what the dead attempt left running.
@@ -51,8 +55,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from autosci_graph.errors import SettingsError
-from autosci_graph.state import RunRequest, RunResult
+from autosci_graph.errors import AutosciError, SettingsError
+from autosci_graph.state import RunRequest, RunResult, RunStatus
 from autosci_graph.task import ResearchTask
 from autosci_graph.tools.base import Executor
 from autosci_graph.tools.local import DEFAULT_MAX_LOG_BYTES, atomic_write, experiment_folder, load_stored
@@ -171,6 +175,7 @@ class RayExecutor(Executor):
         self.work_dir = Path(work_dir).expanduser().resolve()
         self.grace_s = grace_s
         self.cancel_slack_s = cancel_slack_s
+        self.max_retries = max_retries
         self.sandbox: Sandbox = make_sandbox(sandbox, network=task.network)
         # Prepared here too: the lab's smoke checks and final evaluation run on this machine, and a
         # missing dataset should fail now, not on every node.
@@ -262,7 +267,10 @@ class RayExecutor(Executor):
             while True:
                 for eid in ids:
                     if eid in self._errors:
-                        raise RuntimeError(f"the Ray executor failed while running {eid}: {self._errors[eid]}") from self._errors[eid]
+                        err = self._errors[eid]
+                        if isinstance(err, AutosciError):
+                            raise err
+                        raise RuntimeError(f"the Ray executor failed while running {eid}: {err}") from err
                 done = [self._results[e] for e in ids if e in self._results]
                 if done:
                     return done
@@ -347,14 +355,23 @@ class RayExecutor(Executor):
             reply = ray.get(item.ref)
             result = self._store(eid, reply)
         except (ray.exceptions.TaskCancelledError, ray.exceptions.WorkerCrashedError) as exc:
-            if item.cancelled_at is None:
-                error = exc
-            else:
+            if item.cancelled_at is not None:
                 result = self._timed_out(item)
+            elif isinstance(exc, ray.exceptions.WorkerCrashedError):
+                result = self._lost(item, "crash", f"its Ray worker died on every try ({self.max_retries} retries): {exc}")
+            else:
+                error = exc
         except ray.exceptions.RayTaskError as exc:  # our code failed on the node: a broken system
             cause = getattr(exc, "cause", None) or exc
-            error = RuntimeError(f"{type(cause).__name__} on the Ray node: {cause}")
-        except ray.exceptions.RayError as exc:  # retries used up, object lost, ...
+            if isinstance(cause, AutosciError):  # e.g. no bubblewrap there: the CLI says it in one line
+                error = AutosciError(f"on a Ray node: {cause.args[0]}", code=cause.code)
+            else:
+                error = RuntimeError(f"{type(cause).__name__} on the Ray node: {cause}")
+        except ray.exceptions.OutOfMemoryError as exc:  # Ray's memory monitor killed it, on every try
+            result = self._lost(item, "oom", f"Ray's memory monitor killed it on every try: {str(exc)[:300]}")
+        except ray.exceptions.NodeDiedError as exc:
+            result = self._lost(item, "crash", f"its Ray node died on every try ({self.max_retries} retries): {str(exc)[:300]}")
+        except ray.exceptions.RayError as exc:  # object lost, unschedulable, ...: the cluster is broken
             error = exc
         with self._cond:
             self._inflight.pop(eid, None)
@@ -380,12 +397,15 @@ class RayExecutor(Executor):
         return result
 
     def _timed_out(self, item: _InFlight) -> RunResult:
+        return self._lost(item, "timeout", f"no answer from its Ray node {self.task.timeout:.0f} s + {self.cancel_slack_s:.0f} s "
+                          "after the budget started; cancelled through ray.cancel")
+
+    def _lost(self, item: _InFlight, status: RunStatus, message: str) -> RunResult:
+        """The result of an experiment whose node never sent one: a failure the lab records and goes past."""
         eid = item.request.experiment_id
         exp_dir = self.experiment_dir(eid)
-        message = (f"no answer from its Ray node {self.task.timeout:.0f} s + {self.cancel_slack_s:.0f} s after the budget "
-                   "started; cancelled through ray.cancel")
         (exp_dir / "run.log").write_text(f"[autosci: {message}]\n", encoding="utf-8")
-        result = RunResult(experiment_id=eid, status="timeout", change=item.request.change, seed=item.request.seed,
+        result = RunResult(experiment_id=eid, status=status, change=item.request.change, seed=item.request.seed,
                            metric_name=self.task.metric.name, error=message, log_tail=message,
                            log_path=str(exp_dir / "run.log"), started_at=time.time() - (time.monotonic() - item.dispatched),
                            ended_at=time.time())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,10 @@ def test_wait_semantics(tmp_path: Path, scripts_task: ScriptsTask, make_executor
         assert {r.experiment_id for r in ex.run_many([RunRequest(experiment_id="fast")])} == {"fast"}
 
 
+def _unique(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
 def _cmdline(pid: int) -> bytes:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -143,18 +148,19 @@ def test_close_kills_running_experiments_and_leaves_them_unfinished(tmp_path: Pa
     task = scripts_task(tmp_path / "task", timeout=60)
     work = tmp_path / "work"
     ex = make_executor(task, work, slots=1, grace_s=0.5)
-    ex.submit(RunRequest(experiment_id="long", change=Change(knobs={"script": "hang.py"})))
+    long = _unique("long")  # processes are found by id, machine-wide: another session may run this suite too
+    ex.submit(RunRequest(experiment_id=long, change=Change(knobs={"script": "hang.py"})))
     ex.submit(RunRequest(experiment_id="queued"))
     deadline = time.time() + 30
-    while not _helpers_started("long") and time.time() < deadline:
+    while not _helpers_started(long) and time.time() < deadline:
         time.sleep(0.05)
-    assert _helpers_started("long")  # on a Ray node too: the run, its child and its escaped grandchild
+    assert _helpers_started(long)  # on a Ray node too: the run, its child and its escaped grandchild
     t0 = time.monotonic()
     ex.close()  # Ray: ray.cancel, the node kills the run's tree (TERM, grace, KILL)
     assert time.monotonic() - t0 < 10
-    assert not (work / "experiments" / "long" / "result.json").exists()  # a resumed lab re-runs it
+    assert not (work / "experiments" / long / "result.json").exists()  # a resumed lab re-runs it
     assert not (work / "experiments" / "queued").exists()
-    assert not wait_gone("long", timeout=1.0)  # the sandbox's pids are not the host's: find them by marker
+    assert not wait_gone(long, timeout=1.0)  # the sandbox's pids are not the host's: find them by marker
     with pytest.raises(RuntimeError):
         ex.submit(RunRequest(experiment_id="late"))
 
@@ -202,25 +208,65 @@ def test_ray_stuck_node_is_cancelled_through_ray_cancel_and_leaves_nothing(tmp_p
     from autosci_graph.tools.ray_node import OWNER_VAR
 
     task = scripts_task(tmp_path / "task", timeout=2.0)
+    stuck = _unique("stuck")
     # No sandbox: in bubblewrap the run's PID namespace dies with its main process, which would hide
     # whether the node's sweep finds helpers that escaped the process group.
     with RayExecutor(task, tmp_path / "work", address=ray_cluster.address, device="cpu", slots=1, grace_s=0.5,
                      cancel_slack_s=1.0, sandbox="none") as ex:
-        ex.submit(RunRequest(experiment_id="stuck", change=Change(knobs={"script": "hang.py"})))
+        ex.submit(RunRequest(experiment_id=stuck, change=Change(knobs={"script": "hang.py"})))
         deadline = time.time() + 30
-        while not _helpers_started("stuck") and time.time() < deadline:
+        while not _helpers_started(stuck) and time.time() < deadline:
             time.sleep(0.05)
-        environ = Path(f"/proc/{marked('stuck')[0]}/environ").read_bytes().split(b"\0")
+        environ = Path(f"/proc/{marked(stuck)[0]}/environ").read_bytes().split(b"\0")
         owner = int(next(v for v in environ if v.startswith(OWNER_VAR.encode() + b"=")).split(b"=")[1].split(b":")[0])
         os.kill(owner, signal.SIGSTOP)  # the node's Ray worker freezes: its timer and its kill cannot run
-        done = ex.wait(["stuck"], timeout=60)  # ray.cancel, then force=True, then the executor gives up
-        assert len(done) == 1 and done[0].status == "timeout"
-        assert done[0].error is not None and "ray.cancel" in done[0].error
-        assert ex.run(Change(knobs={"x": 0.5}), experiment_id="next").metric == 0.5  # the lab goes on
-        # The frozen worker dies at last (its node's operator, the OOM killer): the kernel kills the
-        # run's main process with it, and the node's next task sweeps the helpers that left its group.
-        os.kill(owner, signal.SIGKILL)
-        while _helpers_started("stuck") and time.time() < deadline + 30:  # the main process goes first
+        try:
+            done = ex.wait([stuck], timeout=60)  # ray.cancel, then force=True, then the executor gives up
+            assert len(done) == 1 and done[0].status == "timeout"
+            assert done[0].error is not None and "ray.cancel" in done[0].error
+            assert ex.run(Change(knobs={"x": 0.5}), experiment_id="next").metric == 0.5  # the lab goes on
+        finally:
+            # The frozen worker dies at last (its node's operator, the OOM killer): the kernel kills the
+            # run's main process with it, and the node's next task sweeps the helpers that left its group.
+            # (In a finally: a frozen worker would hold a CPU of the shared head for the other tests.)
+            os.kill(owner, signal.SIGKILL)
+        while _helpers_started(stuck) and time.time() < deadline + 30:  # the main process goes first
             time.sleep(0.05)
         assert ex.run(Change(knobs={"x": 0.25}), experiment_id="after").metric == 0.25
-    assert not wait_gone("stuck", timeout=5)
+    assert not wait_gone(stuck, timeout=5)
+
+
+def _owner_of(experiment_id: str) -> int:
+    """The Ray worker process running an experiment (from its runs' AUTOSCI_RAY_OWNER)."""
+    from autosci_graph.tools.ray_node import OWNER_VAR
+
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        for pid in marked(experiment_id):
+            try:
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            owner = next((v for v in environ if v.startswith(OWNER_VAR.encode() + b"=")), None)
+            if owner is not None:
+                return int(owner.split(b"=")[1].split(b":")[0])
+        time.sleep(0.05)
+    raise AssertionError(f"{experiment_id} never started")
+
+
+@pytest.mark.parametrize("retries", [1, 0])
+def test_ray_worker_killed_mid_run_is_retried_once_or_recorded_as_a_crash(tmp_path: Path, scripts_task: ScriptsTask,
+                                                                          ray_cluster: RayCluster, retries: int) -> None:
+    from autosci_graph.tools.ray import RayExecutor
+
+    task = scripts_task(tmp_path / "task")
+    with RayExecutor(task, tmp_path / "work", address=ray_cluster.address, device="cpu", slots=1, max_retries=retries) as ex:
+        victim = _unique("victim")
+        ex.submit(RunRequest(experiment_id=victim, change=Change(knobs={"sleep": 3.0, "x": 0.5})))
+        os.kill(_owner_of(victim), signal.SIGKILL)  # the worker dies; the kernel takes the run with it
+        (r,) = ex.wait([victim], timeout=60)
+    if retries:  # Ray ran it again: one result, as if nothing happened
+        assert r.status == "ok" and r.metric == 0.5
+    else:  # no retry left: a failed experiment, recorded, not an exception
+        assert r.status == "crash" and r.error is not None and "worker died" in r.error
+    assert not wait_gone(victim, timeout=5)

@@ -90,7 +90,8 @@ class RayCluster:
         self.temp_dir = Path(tempfile.mkdtemp(prefix="asray-", dir="/tmp"))
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.env = {**os.environ, **RAY_ENV}
+        # Nodes keep unpacked task folders and workspaces in the cluster's folder, removed at stop.
+        self.env = {**os.environ, **RAY_ENV, "AUTOSCI_RAY_SCRATCH": str(self.temp_dir / "scratch")}
         self.head = self._start(["--head", f"--port={self.port}", f"--num-cpus={head_cpus}", f"--num-gpus={head_gpus}", "--include-dashboard=false",
                                  f"--temp-dir={self.temp_dir}"], "head")
         wait_port(self.port, 60, self.head, "ray head")
