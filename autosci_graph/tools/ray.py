@@ -354,6 +354,8 @@ class RayExecutor(Executor):
         try:
             reply = ray.get(item.ref)
             result = self._store(eid, reply)
+            if result is None:  # the node stopped it without being told to: never leave a waiter hanging
+                error = RuntimeError(f"the Ray node {reply['node']} returned no result for {eid}")
         except (ray.exceptions.TaskCancelledError, ray.exceptions.WorkerCrashedError) as exc:
             if item.cancelled_at is not None:
                 result = self._timed_out(item)

@@ -29,13 +29,17 @@ MakeExecutor = Callable[..., Executor]
 pytestmark = pytest.mark.integration
 
 
+#: The nodes' own environment: a secret of theirs, and a setting a task may ask for by name.
+NODE_ENV = {"NODE_API_TOKEN": "node-secret-0042", "NODE_SETTING": "node-plain-0043"}
+
+
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[RayCluster]:
     """One Ray head (2 CPUs, and 1 GPU declared to Ray though the machine may have none) for the
     module: starting one costs seconds, tests share it."""
     import ray
 
-    cluster = RayCluster(head_cpus=2, head_gpus=1)
+    cluster = RayCluster(head_cpus=2, head_gpus=1, env=NODE_ENV)
     try:
         yield cluster
     finally:
@@ -270,3 +274,21 @@ def test_ray_worker_killed_mid_run_is_retried_once_or_recorded_as_a_crash(tmp_pa
     else:  # no retry left: a failed experiment, recorded, not an exception
         assert r.status == "crash" and r.error is not None and "worker died" in r.error
     assert not wait_gone(victim, timeout=5)
+
+
+def test_ray_runs_get_the_allow_list_of_the_node_and_no_secret_of_the_lab(tmp_path: Path, scripts_task: ScriptsTask,
+                                                                            ray_cluster: RayCluster,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from autosci_graph.tools.ray import RayExecutor
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-lab-secret-0041")  # the lab's: must not travel
+    monkeypatch.setenv("NODE_SETTING", "lab-value-0044")  # passed by name, but the node's value applies
+    task = scripts_task(tmp_path / "task", pass_env=("NODE_SETTING",))
+    with RayExecutor(task, tmp_path / "work", address=ray_cluster.address, device="cpu") as ex:
+        r = ex.run(Change(knobs={"script": "printenv.py"}), experiment_id="env")
+    assert r.status == "ok", r.error
+    log = Path(r.log_path or "").read_text()
+    assert "sk-lab-secret-0041" not in log and "OPENAI_API_KEY" not in log
+    assert "node-secret-0042" not in log and "NODE_API_TOKEN" not in log  # the allow-list, on the node
+    assert "ENV NODE_SETTING=node-plain-0043\n" in log and "lab-value-0044" not in log
+    assert r.provenance is not None and "NODE_SETTING" in r.provenance.env_names

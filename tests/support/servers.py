@@ -83,15 +83,17 @@ def _reap(proc: subprocess.Popen[bytes]) -> None:
 class RayCluster:
     """A Ray head on loopback plus worker nodes; ``address`` is what clients give ``ray.init``."""
 
-    def __init__(self, head_cpus: int = 2, head_gpus: int = 0) -> None:
+    def __init__(self, head_cpus: int = 2, head_gpus: int = 0, env: dict[str, str] | None = None) -> None:
         """``head_gpus`` declares GPUs to Ray that the machine need not have: Ray then schedules
-        ``num_gpus=1`` tasks there and sets ``CUDA_VISIBLE_DEVICES`` as on a GPU node."""
+        ``num_gpus=1`` tasks there and sets ``CUDA_VISIBLE_DEVICES`` as on a GPU node. ``env`` is
+        added to the nodes' environment (what a node's own machine would have set)."""
         # Ray's socket paths must stay under 107 bytes: a short temporary folder.
         self.temp_dir = Path(tempfile.mkdtemp(prefix="asray-", dir="/tmp"))
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         # Nodes keep unpacked task folders and workspaces in the cluster's folder, removed at stop.
-        self.env = {**os.environ, **RAY_ENV, "AUTOSCI_RAY_SCRATCH": str(self.temp_dir / "scratch")}
+        self.env = {**os.environ, **RAY_ENV, "AUTOSCI_RAY_SCRATCH": str(self.temp_dir / "scratch"),
+                    **(env or {})}
         self.head = self._start(["--head", f"--port={self.port}", f"--num-cpus={head_cpus}", f"--num-gpus={head_gpus}", "--include-dashboard=false",
                                  f"--temp-dir={self.temp_dir}"], "head")
         wait_port(self.port, 60, self.head, "ray head")
