@@ -65,6 +65,8 @@ class RunSpec:
     #: Where experiments run: ``"local"`` or ``"ray"`` (``ray_address``: the cluster; None: ``RAY_ADDRESS``).
     executor: str = "local"
     ray_address: str | None = None
+    #: CPUs one CPU experiment gets (its threads; on Ray, its ``num_cpus``).
+    cpus_per_slot: int = 1
     #: A ``postgresql://`` URL for the checkpoints (None: ``checkpoints.sqlite`` in the run directory).
     checkpoint: str | None = None
     #: A Chroma server for the memory, shared by several labs (None: the local folder ``memory_path``).
@@ -187,7 +189,7 @@ def execute(
 
         memory = ChromaMemory(spec.memory_path, task=task.name, host=spec.memory_host, port=spec.memory_port)
     executor = make_executor(spec.executor, task, run_dir, slots=spec.slots, sandbox=spec.sandbox,  # type: ignore[arg-type]
-                             address=spec.ray_address)
+                             address=spec.ray_address, cpus_per_slot=spec.cpus_per_slot)
     ctx = LabContext(task=task, executor=executor, scientist=scientist or make_scientist(spec), memory=memory,
                      settings=settings, poll_s=poll_s)
     config = {"configurable": {"thread_id": spec.run_id}, "recursion_limit": RECURSION_LIMIT,

@@ -98,6 +98,8 @@ class LabRequest(TypedDict, total=False):
     executor: Literal["local", "ray"]
     #: The Ray cluster for ``executor="ray"`` (``HOST:PORT``; default: the server's ``RAY_ADDRESS``).
     ray_address: str
+    #: CPUs one CPU experiment gets (its threads; on Ray, its ``num_cpus``; default 1).
+    cpus_per_slot: int
     #: Run id (default: a timestamp plus a random suffix).
     run_id: str
     #: Where outputs go (default ``runs/TASK-RUN_ID`` under the server's working directory).
@@ -188,6 +190,7 @@ def lab(state: ServerState) -> dict[str, Any]:
                    memory_path=state.get("memory_path"), fixed=dict(state.get("fixed") or {}),
                    sandbox=state.get("sandbox", "auto"), call_timeout_s=state.get("call_timeout_s", 120.0) or None,
                    executor=state.get("executor", "local"), ray_address=state.get("ray_address"),
+                   cpus_per_slot=state.get("cpus_per_slot", 1),
                    memory_host=state.get("memory_host"), memory_port=state.get("memory_port"))
     price = _price(state)
     if price is not None:
@@ -200,7 +203,7 @@ def lab(state: ServerState) -> dict[str, Any]:
 
         memory = ChromaMemory(spec.memory_path, task=task.name, host=spec.memory_host, port=spec.memory_port)
     executor = make_executor(spec.executor, task, run_dir, slots=spec.slots, sandbox=spec.sandbox,  # type: ignore[arg-type]
-                             address=spec.ray_address)
+                             address=spec.ray_address, cpus_per_slot=spec.cpus_per_slot)
     ctx = LabContext(task=task, executor=executor, scientist=make_scientist(spec), memory=memory,
                      settings=spec.lab_settings(), poll_s=1.0)
     write = get_stream_writer()

@@ -29,6 +29,8 @@ def add_cluster_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", choices=("local", "ray"), default=None,
                    help="where experiments run: local processes (default) or Ray tasks on a cluster")
     p.add_argument("--ray-address", metavar="HOST:PORT", help="the Ray cluster for --executor ray (default: $RAY_ADDRESS)")
+    p.add_argument("--cpus-per-slot", type=int, default=1, metavar="K",
+                   help="CPUs one CPU experiment gets: its threads, and on Ray the num_cpus its task asks for (default 1)")
     p.add_argument("--checkpoint", metavar="URL",
                    help="keep checkpoints in PostgreSQL (postgresql://USER@HOST:PORT/DB; password in PGPASSWORD or "
                         "~/.pgpass) instead of the run directory's SQLite file; --resume URL resumes from it anywhere")
@@ -46,6 +48,8 @@ def spec_fields(args: argparse.Namespace) -> dict[str, Any]:
         raise SettingsError("--memory-port needs --memory-host (the Chroma server's address)")
     if args.memory_host and args.memory_path:
         raise SettingsError("give the memory either --memory-path (a local folder) or --memory-host (a Chroma server), not both")
+    if args.cpus_per_slot < 1:
+        raise SettingsError(f"--cpus-per-slot must be at least 1, got {args.cpus_per_slot}")
     if args.run_id:
         raise SettingsError("--run-id picks a run to resume: use it with --resume postgresql://...")
     if args.checkpoint:
@@ -59,7 +63,7 @@ def spec_fields(args: argparse.Namespace) -> dict[str, Any]:
         from autosci_graph.tools.ray import connect
 
         connect(ray_address(args.ray_address))
-    return {"executor": executor, "ray_address": args.ray_address, "checkpoint": args.checkpoint,
+    return {"executor": executor, "ray_address": args.ray_address, "cpus_per_slot": args.cpus_per_slot, "checkpoint": args.checkpoint,
             "memory_host": args.memory_host, "memory_port": args.memory_port}
 
 

@@ -39,8 +39,11 @@ def make_executor(
     slots: int | None = None,
     sandbox: SandboxMode = "auto",
     address: str | None = None,
+    cpus_per_slot: int = 1,
 ) -> Executor:
     """The executor ``kind`` for ``task`` writing under ``work_dir``.
+
+    ``cpus_per_slot`` is what a CPU experiment gets: its thread count locally, its ``num_cpus`` on Ray.
 
     Example::
 
@@ -49,10 +52,11 @@ def make_executor(
     if check_kind(kind) == "ray":
         from autosci_graph.tools.ray import RayExecutor
 
-        return RayExecutor(task, Path(work_dir), address=ray_address(address), slots=slots, sandbox=sandbox)
+        return RayExecutor(task, Path(work_dir), address=ray_address(address), slots=slots, sandbox=sandbox,
+                           cpus_per_slot=cpus_per_slot)
     from autosci_graph.tools.local import LocalExecutor
 
-    return LocalExecutor(task, Path(work_dir), slots=slots, sandbox=sandbox)
+    return LocalExecutor(task, Path(work_dir), slots=slots, sandbox=sandbox, threads_per_slot=cpus_per_slot)
 
 
 __all__ = ["EXECUTOR_KINDS", "ExecutorKind", "check_kind", "make_executor", "ray_address"]

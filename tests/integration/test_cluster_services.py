@@ -143,6 +143,7 @@ def test_two_labs_at_once_share_one_chroma_server_and_lose_nothing(tmp_path: Pat
     (["--ray-address", "127.0.0.1:1"], "--ray-address needs --executor ray"),
     (["--memory-host", "127.0.0.1", "--memory-port", "1"], "no Chroma server answers at 127.0.0.1:1"),
     (["--memory-host", "127.0.0.1", "--memory-path", "somewhere"], "not both"),
+    (["--executor", "ray", "--cpus-per-slot", "0"], "--cpus-per-slot must be at least 1"),
 ])
 def test_an_unreachable_cluster_service_is_one_line_and_writes_nothing(tmp_path: Path, flags: list[str], says: str) -> None:
     run_dir = tmp_path / "run"
