@@ -48,6 +48,13 @@ class LabSettings:
     experimenters_per_team: int = 2
     #: Drafts each proposer writes per turn (two, on different axes, one bold).
     proposals_per_turn: int = 2
+    #: A slot that frees while teams are thinking is refilled at once from the approved work of
+    #: the team whose experimenter it was (its approved, unrun proposals on the same base),
+    #: instead of idling until the slowest team's turn ends (``tend`` in the lab graph).
+    refill_while_thinking: bool = True
+    #: Slots beyond what the experimenters can hold (more slots than teams x experimenters) go to
+    #: the best-ranked team's extra branches; ``False`` leaves them idle.
+    spare_slots_to_best_team: bool = True
     #: How many times a rejected turn may be revised before the team passes.
     max_revisions: int = 2
     #: Seeds the default configuration runs on before teams start (also the first noise sample).
@@ -186,6 +193,17 @@ class LabContext:
     _claims: set[str] = field(default_factory=set, repr=False)
     _claims_lock: threading.Condition = field(default_factory=threading.Condition, repr=False)
     _turn: int = field(default=0, repr=False)
+    # Team branches of the current dispatch still thinking: ``tend`` refills freed slots until
+    # they are done. In memory only: after a resume it starts at zero, and ``tend`` then returns
+    # with the first result (a slower refill for one round, never a wrong one).
+    _thinking: int = field(default=0, repr=False)
+
+    @property
+    def refills(self) -> bool:
+        """Whether freed slots take approved work at once (:mod:`autosci_graph.graphs.refill`).
+        Never with a synchronous executor: it finishes each run inside ``submit``, so no slot is
+        ever busy while teams think and there is nothing to refill."""
+        return self.settings.refill_while_thinking and not self.executor.synchronous
 
     @property
     def reviewer(self) -> "Scientist":
@@ -212,6 +230,21 @@ class LabContext:
             with self._claims_lock:
                 self._turn = max(self._turn, turn + 1)
                 self._claims_lock.notify_all()
+
+    def begin_thinking(self, branches: int) -> None:
+        with self._claims_lock:
+            self._thinking = branches
+
+    def done_thinking(self) -> None:
+        with self._claims_lock:
+            self._thinking = max(0, self._thinking - 1)
+            self._claims_lock.notify_all()
+
+    @property
+    def thinking(self) -> int:
+        """Team branches of this dispatch that have not submitted or passed yet."""
+        with self._claims_lock:
+            return self._thinking
 
     def claim(self, config_key: str) -> bool:
         """Claim a configuration for this branch; ``False`` if another branch already did."""

@@ -2,13 +2,17 @@
 
 ::
 
-    START → organize ─┬─ Send(team) × free slots ─→ team subgraph ─┐
-                      ├─ collect ←───────────────────────────────────┘
+    START → organize ─┬─ team-0 … team-k (the round's branches) ─┐
+                      ├─ tend (refills freed slots meanwhile) ────┤
+                      ├─ collect ←────────────────────────────────┘
                       └─ END            collect → share → organize
 
 * ``organize`` — housekeeping and self-organization: the baseline runs, stop checks, falsified
   teams dissolve, regroup triggers, new teams formed by vote around the best hypotheses;
-* ``team`` — one branch per idle team (recall → propose → critique ⟲ revise → submit);
+* ``team-i`` — the round's branches (:mod:`autosci_graph.graphs.rounds`): one per free
+  experimenter, plus teams thinking ahead; each runs the team subgraph (recall → propose →
+  critique ⟲ revise → submit) on the lab state it reads as its input;
+* ``tend`` — beside them, gives a slot that frees the teams' approved work at once;
 * ``collect`` — waits until *any* experiment finishes, so a freed slot is refilled at once
   instead of idling behind the slowest team;
 * ``share`` — logs, judges (noise-aware promotion), remembers and broadcasts every result.
@@ -23,12 +27,13 @@ from typing import Any, Literal
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import Send
 
 from autosci_graph.graphs.budget import can_start, stop_reason
 from autosci_graph.graphs.context import DONE, LabContext, emit
 from autosci_graph.graphs.share import share
-from autosci_graph.graphs.state import LabState, Notebook
+from autosci_graph.graphs.state import LabState, Notebook, changed_teams
+from autosci_graph.graphs.refill import Refiller
+from autosci_graph.graphs.rounds import MAX_BRANCHES, plan_round
 from autosci_graph.graphs.team import build_team_graph
 from autosci_graph.lab.candidates import next_confirmation
 from autosci_graph.lab.changes import champion_change
@@ -43,7 +48,7 @@ from autosci_graph.lab.teams import (
 )
 from autosci_graph.scientists.base import LabView, OrganizeReply
 from autosci_graph.scientists.providers import ProviderError
-from autosci_graph.state import Change, Champion, Proposal, RunRequest, RunResult, Submission, Team, Usage
+from autosci_graph.state import Change, Champion, Proposal, RunRequest, RunResult, Submission, Usage
 
 logger = logging.getLogger(__name__)
 
@@ -182,40 +187,75 @@ def organize(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
                            "next_formation_at": update["next_formation_at"], "at": time.time()})
             logger.warning("organize failed (%s), formation retried in round %d: %s", failure.kind,
                          update["next_formation_at"], failure.reason[:300])
-    update["teams"] = [t.to_state() for t in teams]
+    update["teams"] = changed_teams(state, teams)
     update["events"] = events
     for e in events:
         emit(e)
     return update
 
 
-def dispatch(state: LabState, runtime: Runtime[LabContext]) -> list[Send] | Literal["collect", "__end__"]:
-    """One branch per idle team while slots and budgets allow; otherwise wait for results."""
+def dispatch(state: LabState, runtime: Runtime[LabContext], max_branches: int = MAX_BRANCHES) -> list[str] | Literal["collect", "__end__"]:
+    """The round's team branches (``team-0`` ...) and ``tend``, as :func:`plan_round` plans
+    them; with none, wait for results (or stop)."""
     ctx = runtime.context
+    plan = plan_round(ctx, state, max_branches)
+    if plan.branches:
+        ctx.begin_thinking(len(plan.branches))
+        return [branch_node(i) for i in range(len(plan.branches))] + (["tend"] if plan.tend else [])
     nb = Notebook(state, ctx.task)
-    in_flight = nb.in_flight
-    if state.get("stop_reason") or nb.champion.metric is None:
-        return "collect" if in_flight else DONE
-    busy_teams = {s.proposal.team for s in in_flight}
-    free = ctx.executor.slots - len(in_flight)
-    # Longest-waiting team first, by position in the submission log, never by clock: parallel
-    # branches stamp their submissions in whatever order their threads ran.
-    last_turn: dict[str, int] = {}
-    for i, sub in enumerate(nb.submitted):
-        last_turn[sub.proposal.team] = i
-    idle = sorted((t for t in nb.active_teams if t.team_id not in busy_teams), key=lambda t: (last_turn.get(t.team_id, -1), t.team_id))
-    # What a team reads; reviews, events and usage are the lab's own records, not inputs to a turn.
-    snapshot = {k: v for k, v in state.items() if k not in ("inbox", "reviews", "events", "usage")}
-    sends: list[Send] = []
-    for team in idle:
-        if len(sends) >= free or not can_start(ctx, state, extra_submitted=len(sends), extra_in_flight=len(sends)):
-            break
-        sends.append(Send("team", {"team_id": team.team_id, "turn": len(sends), "lab": snapshot}))
-    if sends:
-        return sends
     # No team (formation failed and is retried next round) is not the end of the run: the round
     # ends in ``collect``, which spends the slot on the champion while the lab waits.
-    return "collect" if in_flight or not nb.active_teams else DONE
+    if state.get("stop_reason") or nb.champion.metric is None:
+        return "collect" if nb.in_flight else DONE
+    return "collect" if nb.in_flight or not nb.active_teams else DONE
+
+
+def branch_node(i: int) -> str:
+    return f"team-{i}"
+
+
+def _lab_snapshot(state: LabState) -> dict[str, Any]:
+    # What a team reads; reviews, events and usage are the lab's own records, not inputs to a turn.
+    return {k: v for k, v in state.items() if k not in ("inbox", "reviews", "events", "usage")}
+
+
+def _branch(i: int, team_graph: Any, max_branches: int) -> Any:
+    """Node ``team-i``: the i-th branch of the round's plan runs the team subgraph on the lab
+    state it reads as its input (a branch the plan no longer has does nothing)."""
+    def team_branch(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
+        ctx = runtime.context
+        plan = plan_round(ctx, state, max_branches)
+        if i >= len(plan.branches):
+            ctx.done_thinking()
+            return {}
+        b = plan.branches[i]
+        payload = {"team_id": b.team_id, "holder": b.holder, "ahead": b.holder is None, "turn": i, "lab": _lab_snapshot(state)}
+        out: dict[str, Any] = team_graph.invoke(payload, context=ctx)
+        return out
+    team_branch.__name__ = f"team_{i}"
+    return team_branch
+
+
+def tend(state: LabState, runtime: Runtime[LabContext], max_branches: int = MAX_BRANCHES) -> dict[str, Any]:
+    """Beside the thinking branches: bring results in as they finish and give each freed slot
+    approved work at once (:mod:`autosci_graph.graphs.refill`), so no slot idles while another
+    team is still proposing or critiquing. It waits for the runs in flight at dispatch (not for
+    its own refills, which the next round collects) and returns once a result is in and every
+    thinking branch is done, or once no approved work is left to give."""
+    ctx = runtime.context
+    plan = plan_round(ctx, state, max_branches)
+    refiller = Refiller(ctx, state, reserved=plan.reserved, busy=set(plan.holding))
+    flight = {s.experiment_id: s for s in refiller.nb.in_flight}
+    pending = set(flight)
+    arrived: list[RunResult] = []
+    while pending:
+        for r in ctx.executor.wait(sorted(pending), timeout=ctx.poll_s):
+            pending.discard(r.experiment_id)
+            arrived.append(r)
+            refiller.after(flight[r.experiment_id])
+        if arrived and (ctx.thinking == 0 or not refiller.ready):
+            break
+    return {"inbox": [r.to_state() for r in arrived], **refiller.update()}
 
 
 def collect(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
@@ -244,10 +284,23 @@ def collect(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         ctx.executor.submit(RunRequest(experiment_id=sub.experiment_id, change=sub.change, seed=sub.seed))
     ids = [sub.experiment_id for sub in in_flight]
     done: list[RunResult] = []
+    if state.get("inbox"):
+        # ``tend`` brought results in beside the thinking branches: take what else has
+        # finished by now, without waiting for more.
+        done = ctx.executor.wait(ids, timeout=0)
     while not done:
         done = ctx.executor.wait(ids, timeout=ctx.poll_s)
     for r in done:
         emit({"type": "experiment_finished", "experiment_id": r.experiment_id, "status": r.status, "metric": r.metric})
+    if ctx.refills and not state.get("stop_reason"):
+        # Each freed slot takes approved work now, not after share, organize and a team's turn.
+        refiller = Refiller(ctx, {**state, "submitted": state.get("submitted", []) + update.get("submitted", [])})
+        subs = {s.experiment_id: s for s in in_flight}
+        for r in done:
+            refiller.after(subs[r.experiment_id])
+        more = refiller.update()
+        update.update(candidates=more["candidates"], queued=more["queued"], events=more["events"])
+        update["submitted"] = update.get("submitted", []) + more["submitted"]
     return {**update, "inbox": [r.to_state() for r in done]}
 
 
@@ -274,7 +327,7 @@ def _idle_run(ctx: LabContext, state: LabState, nb: Notebook) -> Submission | No
                       change=champion_change(champion, "champion, repeated on a new seed"))
 
 
-def build_lab_graph() -> StateGraph[Any, Any, Any, Any]:
+def build_lab_graph(max_branches: int = MAX_BRANCHES) -> StateGraph[Any, Any, Any, Any]:
     """The uncompiled lab graph; compile it with the checkpointer you want.
 
     Example::
@@ -292,12 +345,24 @@ def build_lab_graph() -> StateGraph[Any, Any, Any, Any]:
     """
     g = StateGraph(LabState, context_schema=LabContext)
     g.add_node("organize", organize)
-    g.add_node("team", build_team_graph().compile(checkpointer=False, name="team"))
+    team_graph = build_team_graph().compile(checkpointer=False, name="team")
+    for i in range(max_branches):
+        g.add_node(branch_node(i), _branch(i, team_graph, max_branches))
+
+    def tend_node(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
+        return tend(state, runtime, max_branches)
+
+    def route(state: LabState, runtime: Runtime[LabContext]) -> list[str] | Literal["collect", "__end__"]:
+        return dispatch(state, runtime, max_branches)
+
+    g.add_node("tend", tend_node)
     g.add_node("collect", collect)
     g.add_node("share", share)
     g.add_edge(START, "organize")
-    g.add_conditional_edges("organize", dispatch, ["team", "collect", END])
-    g.add_edge("team", "collect")
+    g.add_conditional_edges("organize", route, [branch_node(i) for i in range(max_branches)] + ["tend", "collect", END])
+    for i in range(max_branches):
+        g.add_edge(branch_node(i), "collect")
+    g.add_edge("tend", "collect")
     g.add_edge("collect", "share")
     g.add_edge("share", "organize")
     return g

@@ -25,7 +25,7 @@ from langgraph.runtime import Runtime
 
 from autosci_graph.graphs.budget import can_start
 from autosci_graph.graphs.context import LabContext
-from autosci_graph.graphs.state import LabState, Notebook
+from autosci_graph.graphs.state import LabState, Notebook, changed_teams
 from autosci_graph.lab.changes import StackingError
 from autosci_graph.lab.lead import (
     apply_direction, as_base, candidate_of, candidate_runs, direction, lead_of, mean_metric, seedable, shared_ancestor,
@@ -139,7 +139,7 @@ def share(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         "dead_ends": s.dead_ends,
         "events": s.events,
         "submitted": [x.to_state() for x in s.submitted],
-        "teams": [t.to_state() for t in s.teams.values()],
+        "teams": changed_teams(state, list(s.teams.values())),
         "candidates": [s.candidates[i].to_state() for i in s.touched],
         "inbox": [],
     }

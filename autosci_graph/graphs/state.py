@@ -7,11 +7,15 @@ back into typed records for the code that reasons about it.
 
 from __future__ import annotations
 
+import functools
 import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from functools import cached_property, lru_cache
 from typing import Annotated, Any, TypedDict
+
+from langgraph.channels.delta import DeltaChannel
 
 from autosci_graph.lab.knowledge import knowledge
 from autosci_graph.lab.lead import as_base, candidate_of, candidate_runs, lead_of
@@ -30,8 +34,23 @@ from autosci_graph.state import (
     Usage,
     add_usage,
     merge_by_key,
+    merge_ready,
 )
 from autosci_graph.task import ResearchTask
+
+
+def _batched(pairwise: Callable[[Any, Any], Any]) -> Callable[[Any, Sequence[Any]], Any]:
+    """A pairwise reducer as a :class:`DeltaChannel` reducer (state, batch of writes)."""
+    def reduce(state: Any, writes: Sequence[Any]) -> Any:
+        return functools.reduce(pairwise, writes, state or [])
+    reduce.__name__ = getattr(pairwise, "__name__", "reduce")
+    return reduce
+
+
+# The lists that grow with the run are delta channels: a checkpoint stores what each step added,
+# not the whole list again (measured: 242 kB of checkpoint per experiment at 50 experiments,
+# 450 kB at 66, quadratic, before; see BENCHMARKS.md, "Checkpoint size per experiment").
+Appended = Annotated[list[dict[str, Any]], DeltaChannel(_batched(operator.add))]
 
 
 class LabState(TypedDict, total=False):
@@ -41,19 +60,20 @@ class LabState(TypedDict, total=False):
     task_name: str
     started_at: float
     champion: dict[str, Any] | None
-    #: Every team ever formed (dissolved ones stay, for the report). Written by one node at a time.
-    teams: list[dict[str, Any]]
+    #: Every team ever formed (dissolved ones stay, for the report), merged by team id: a node
+    #: writes the teams it changed (:func:`changed_teams`).
+    teams: Annotated[list[dict[str, Any]], DeltaChannel(_batched(merge_by_key("team_id")))]
     #: Every finished experiment with the lab's decision (ExperimentEntry dicts), in order.
-    log: Annotated[list[dict[str, Any]], operator.add]
+    log: Appended
     #: Every experiment handed to the executor (Submission dicts); in flight until logged.
-    submitted: Annotated[list[dict[str, Any]], operator.add]
+    submitted: Appended
     #: Every review, approvals and rejections alike.
-    reviews: Annotated[list[dict[str, Any]], operator.add]
-    dead_ends: Annotated[list[dict[str, Any]], operator.add]
+    reviews: Appended
+    dead_ends: Appended
     #: Every candidate ever tested (Candidate dicts), the open ones with their verdict pending.
-    candidates: Annotated[list[dict[str, Any]], merge_by_key("candidate_id")]
+    candidates: Annotated[list[dict[str, Any]], DeltaChannel(_batched(merge_by_key("candidate_id")))]
     #: Team formed / falsified / regroup / promotion / near miss ... for the report's timeline.
-    events: Annotated[list[dict[str, Any]], operator.add]
+    events: Appended
     usage: Annotated[dict[str, Any], add_usage]
     #: Results collected from the executor, consumed by ``share``.
     inbox: list[dict[str, Any]]
@@ -61,7 +81,7 @@ class LabState(TypedDict, total=False):
     idle_rounds: int
     stop_reason: str | None
     #: Agent turns that gave nothing usable (TurnFailure dicts, autosci_graph.lab.retry), every round.
-    failed_turns: Annotated[list[dict[str, Any]], operator.add]
+    failed_turns: Appended
     #: Rounds in a row that failed (reset by a round that formed a team or started an experiment).
     failed_rounds: int
     #: Formations in a row that formed no team, and the round the next one is due in (backoff).
@@ -71,6 +91,15 @@ class LabState(TypedDict, total=False):
     #: how the next organize tells whether the round progressed.
     round_start: int
     round_formed: bool
+    #: Proposals approved but not run yet (the team's approved work), for a slot that frees
+    #: while teams think; each valid while the lab builds on the base it was approved on.
+    queued: Annotated[list[dict[str, Any]], DeltaChannel(_batched(merge_ready))]
+
+
+def changed_teams(state: LabState, teams: Sequence[Team]) -> list[dict[str, Any]]:
+    """The teams to write back: those new or changed since ``state`` (the channel merges by id)."""
+    before = {d["team_id"]: d for d in state.get("teams", [])}
+    return [d for d in (t.to_state() for t in teams) if before.get(d["team_id"]) != d]
 
 
 def finished_ids(state: LabState) -> set[str]:

@@ -17,12 +17,15 @@ from langgraph.runtime import Runtime
 from autosci_graph.graphs.context import DONE, LabContext
 from autosci_graph.graphs.recall import recall_failures
 from autosci_graph.graphs.state import LabState, Notebook
-from autosci_graph.lab.changes import StackingError, change_key, change_to_run, has_code
+from autosci_graph.lab.changes import StackingError, change_key, change_to_run, champion_key, has_code
 from autosci_graph.lab.critique import auto_review
 from autosci_graph.lab.retry import TurnFailure
 from autosci_graph.scientists.base import RecalledMemory
 from autosci_graph.scientists.providers import ProviderError
-from autosci_graph.state import Candidate, Champion, Change, Proposal, Review, RunRequest, Submission, Team, Usage, add_usage
+from autosci_graph.lab.teams import team_experimenters
+from autosci_graph.state import (
+    Candidate, Champion, Change, Proposal, Review, RunRequest, Submission, Team, Usage, add_usage, merge_ready,
+)
 from autosci_graph.tools.precheck import precheck
 
 
@@ -30,6 +33,11 @@ class TeamState(TypedDict, total=False):
     """State of one team branch. ``lab`` is a read-only snapshot of the lab state."""
 
     team_id: str
+    #: The experimenter whose slot this branch fills (it holds what the branch starts).
+    holder: str
+    #: Thinking ahead: no slot is free for this team; everything approved waits as its approved
+    #: work for the next slot to free (``autosci_graph.graphs.refill``).
+    ahead: bool
     #: Its position in the round's dispatch: branches claim configurations in this order.
     turn: int
     lab: LabState
@@ -45,6 +53,7 @@ class TeamState(TypedDict, total=False):
     events: Annotated[list[dict[str, Any]], operator.add]
     usage: Annotated[dict[str, Any], add_usage]
     failed_turns: Annotated[list[dict[str, Any]], operator.add]
+    queued: Annotated[list[dict[str, Any]], merge_ready]
 
 
 class TeamOutput(TypedDict, total=False):
@@ -54,6 +63,7 @@ class TeamOutput(TypedDict, total=False):
     events: list[dict[str, Any]]
     usage: dict[str, Any]
     failed_turns: list[dict[str, Any]]
+    queued: list[dict[str, Any]]
 
 
 def _notebook(state: TeamState, ctx: LabContext) -> Notebook:
@@ -64,10 +74,13 @@ def _team(state: TeamState, nb: Notebook) -> Team:
     return next(t for t in nb.teams if t.team_id == state["team_id"])
 
 
-def _proposer(team: Team, rotation: int) -> str:
-    """Experimenters take turns proposing; a team without experimenters uses its analyst."""
-    experimenters = [m for m in team.members if m.startswith("experimenter")] or team.members or [team.team_id]
-    return experimenters[rotation % len(experimenters)]
+def _proposer(team: Team, holder: str | None, revision: int, rotation: int) -> str:
+    """The branch's experimenter writes its first draft; a revision passes to the next one, for
+    a second pair of eyes. A spare slot's branch (or an old checkpoint's) starts from the
+    round's turn. A team without experimenters uses its analyst."""
+    experimenters = team_experimenters(team) or team.members or [team.team_id]
+    start = experimenters.index(holder) if holder in experimenters else rotation
+    return experimenters[(start + revision) % len(experimenters)]
 
 
 def _reviewer(author: str, team: Team, nb: Notebook, rotation: int) -> str:
@@ -94,7 +107,7 @@ def propose(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     nb = _notebook(state, ctx)
     team = _team(state, nb)
     rotation = state["lab"].get("rotation", 0)
-    author = _proposer(team, rotation + state.get("revision", 0))
+    author = _proposer(team, state.get("holder"), state.get("revision", 0), rotation)
     feedback = [Review.model_validate(r) for r in state.get("feedback", [])]
     recalled = [RecalledMemory.model_validate(r) for r in state.get("recalled", [])]
     view = nb.view(feedback=feedback, seed=ctx.settings.seed, on_lead=True)
@@ -106,9 +119,11 @@ def propose(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         return {"proposals": [], "usage": _usage_of(exc), "failed_turns": [failure.to_state()],
                 "events": [_failure_event(failure)]}
     rev = state.get("revision", 0)
+    # The branch's turn keeps the ids of two branches of one team in one round apart.
+    branch = f"{team.team_id}-b{state.get('turn', 0)}" if ctx.settings.experimenters_per_team > 1 else team.team_id
     proposals = [
         Proposal(
-            proposal_id=f"{state['lab'].get('run_id', 'run')}-r{rotation:03d}-{team.team_id}-v{rev}-{i}",
+            proposal_id=f"{state['lab'].get('run_id', 'run')}-r{rotation:03d}-{branch}-v{rev}-{i}",
             author=author, team=team.team_id, axis=d.axis, direction=d.direction,
             change=Change(knobs=d.knobs, diff=d.diff, description=d.rationale),
             rationale=d.rationale, prediction=d.prediction, bold=d.bold,
@@ -230,37 +245,72 @@ def after_critique(state: TeamState, runtime: Runtime[LabContext]) -> Literal["s
 
 def pass_turn(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     """Nothing to run this round: let the branches after this one claim."""
+    runtime.context.done_thinking()
     with runtime.context.turn(state.get("turn", 0)):
         return {}
 
 
 def submit(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
-    """Hand the approved proposal to the executor (it starts as soon as a slot is free)."""
+    """Hand the approved proposal to the executor (it starts as soon as a slot is free); the
+    other approved proposals wait as the team's approved work, for a slot that frees while the
+    team is not thinking (``tend``)."""
     ctx = runtime.context
+    ctx.done_thinking()
     nb = _notebook(state, ctx)
     approved = [Proposal.model_validate(p) for p in state["approved"]]
     # The bold move is owed once per cycle: run it when the team's last run was not bold.
     last = next((s.proposal for s in reversed(nb.submitted) if s.proposal.team == state["team_id"] and s.kind == "explore"), None)
     bold = [p for p in approved if p.bold]
     first = bold[0] if bold and (last is None or not last.bold) else approved[0]
+    ranked = [first] + [p for p in approved if p is not first]
+    if state.get("ahead"):
+        return {"queued": _replace_queued(state, ctx, ranked)}
     # A team steps from the lab's lead when there is one (autosci_graph.lab.lead); the
     # candidate is still judged against the champion.
-    champion = nb.champion
-    base, lead = nb.lead()
-    # The first seed is one the champion ran on, so the comparison is paired from the start.
-    seed = base.seeds[0] if base.seeds else (ctx.task.seeds[0] if ctx.task.seeds else 0)
+    base, _ = nb.lead()
     with ctx.turn(state.get("turn", 0)):
-        chosen, change, key = _claim(ctx, base, [first] + [p for p in approved if p is not first])
+        chosen, change, key = _claim(ctx, base, ranked)
         if chosen is None:
             return {"events": [{"type": "duplicate_skipped", "team": state["team_id"], "at": time.time(),
                                 "reason": "another team claimed the same configuration this round"}]}
-        exp_id = f"{chosen.proposal_id.rsplit('-v', 1)[0]}-{key[:6]}"
-        ctx.executor.submit(RunRequest(experiment_id=exp_id, change=change, seed=seed))
-    sub = Submission(experiment_id=exp_id, proposal=chosen, seed=seed, kind="explore", change=change, base_metric=champion.metric)
+        sub, candidate = start_exploration(ctx, nb, chosen, change, key, holder=state.get("holder"))
+    # What the team approved but did not run replaces its earlier approved work (the latest
+    # thinking, on the latest results, is what a freed slot should get).
+    return {"submitted": [sub.to_state()], "candidates": [candidate.to_state()],
+            "queued": _replace_queued(state, ctx, [p for p in ranked if p is not chosen])}
+
+
+def _replace_queued(state: TeamState, ctx: LabContext, approved: list[Proposal]) -> list[dict[str, Any]]:
+    """The team's approved work after this turn: what it approved and did not run replaces what
+    it had (the latest thinking, on the latest results, is what a freed slot should get)."""
+    if not ctx.refills:
+        return []
+    base, _ = _notebook(state, ctx).lead()
+    stale = [dict(q, status="replaced") for q in state["lab"].get("queued", []) if q["team"] == state["team_id"]]
+    return stale + [queue_entry(p, ctx, base) for p in approved]
+
+
+def start_exploration(ctx: LabContext, nb: Notebook, chosen: Proposal, change: Change, key: str,
+                      holder: str | None) -> tuple[Submission, Candidate]:
+    """Submit an approved, claimed exploration and the candidate it tests. Its first seed is one
+    the base ran on, so the comparison is paired from the start."""
+    champion = nb.champion
+    base, lead = nb.lead()
+    seed = base.seeds[0] if base.seeds else (ctx.task.seeds[0] if ctx.task.seeds else 0)
+    exp_id = f"{chosen.proposal_id.rsplit('-v', 1)[0]}-{key[:6]}"
+    ctx.executor.submit(RunRequest(experiment_id=exp_id, change=change, seed=seed))
+    sub = Submission(experiment_id=exp_id, proposal=chosen, seed=seed, kind="explore", change=change,
+                     base_metric=champion.metric, holder=holder)
     increments = (list(lead.increments) if lead else []) + ([chosen.change.diff or ""] if has_code(chosen.change) else [])
     candidate = Candidate(candidate_id=exp_id, proposal=chosen, change=change, base=champion,
                           parent=lead.candidate_id if lead else None, increments=increments)
-    return {"submitted": [sub.to_state()], "candidates": [candidate.to_state()]}
+    return sub, candidate
+
+
+def queue_entry(p: Proposal, ctx: LabContext, base: Champion) -> dict[str, Any]:
+    """An approved proposal kept for later, valid while the lab builds on the same ``base``."""
+    return {"proposal_id": p.proposal_id, "team": p.team, "proposal": p.to_state(),
+            "base": champion_key(ctx.task, base), "status": "ready"}
 
 
 def _claim(ctx: LabContext, base: Champion, ranked: list[Proposal]) -> tuple[Proposal | None, Change, str]:

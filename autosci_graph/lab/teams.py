@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from autosci_graph.agent_records import HypothesisDraft, OrganizeReply
@@ -132,6 +133,29 @@ def members_for(slot: int, rules: TeamRules) -> list[str]:
     a = [f"analyst-{slot * rules.analysts_per_team + i + 1}" for i in range(rules.analysts_per_team)]
     e = [f"experimenter-{slot * rules.experimenters_per_team + i + 1}" for i in range(rules.experimenters_per_team)]
     return a + e
+
+
+def team_experimenters(team: Team) -> list[str]:
+    """The members who turn the team's hypothesis into runs, in roster order."""
+    return [m for m in team.members if m.startswith("experimenter")]
+
+
+def branch_holders(teams: Sequence[Team], busy: set[str], rotation: int) -> list[tuple[Team, str]]:
+    """Who may start a branch: one free experimenter per team in ``teams``' order, then a
+    second per team, and so on. Within a team the experimenter whose turn it is comes first
+    (turns pass round the roster with the rotation). A team without experimenters is one."""
+    queues: list[tuple[Team, list[str]]] = []
+    for t in teams:
+        holders = team_experimenters(t) or [t.team_id]
+        k = rotation % len(holders)
+        queues.append((t, [h for h in holders[k:] + holders[:k] if h not in busy]))
+    depth = max((len(q) for _, q in queues), default=0)
+    return [(t, q[level]) for level in range(depth) for t, q in queues if level < len(q)]
+
+
+def rank_key(team: Team) -> tuple[int, int, int]:
+    """Best-ranked first: most net support, then the longest streak since support stays behind."""
+    return (-(team.support - team.refute), team.rotations_since_support, team.formed_at_experiment)
 
 
 def update_counters(team: Team, entry: ExperimentEntry) -> Team:

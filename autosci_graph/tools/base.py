@@ -26,6 +26,10 @@ from autosci_graph.state import Change, RunRequest, RunResult
 class Executor(abc.ABC):
     """Runs experiments of one task on a fixed set of device slots."""
 
+    #: True when ``submit`` runs the experiment to its end before returning (a test or benchmark
+    #: executor): then no slot is ever busy while the lab thinks.
+    synchronous: bool = False
+
     @property
     @abc.abstractmethod
     def slots(self) -> int:

@@ -261,7 +261,8 @@ def test_regroup_dissolves_the_teams_and_forms_new_ones() -> None:
 def test_the_builder_is_uncompiled() -> None:
     g = build_lab_graph()
     assert not hasattr(g, "invoke")
-    assert {"organize", "team", "collect", "share"} <= set(g.nodes)
+    assert {"organize", "team-0", "team-15", "tend", "collect", "share"} <= set(g.nodes)
+    assert {"team-0", "team-1"} == {n for n in build_lab_graph(max_branches=2).nodes if n.startswith("team")}
 
 
 def test_a_budget_too_small_for_the_baseline_runs_nothing() -> None:

@@ -1,0 +1,94 @@
+"""Refilling a freed slot from the teams' approved work, without waiting for anyone to think.
+
+A team's turn approves up to ``proposals_per_turn`` proposals and runs one; the rest wait in the
+lab's ``queued`` list, each valid while the lab builds on the base it was approved on. When a
+slot frees (``tend`` beside the thinking branches, or ``collect``), the slot goes at once to the
+approved work of the finished run's team, else of the best-ranked team that has some. Before it
+runs, an entry is checked again as the critique's automatic rules would (a repeat of a measured
+configuration, a failed range) and against this round's claims: approved work is cheap to keep,
+never a way around critique.
+
+Only with an executor whose runs outlive ``submit`` (``LabContext.refills``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from autosci_graph.graphs.budget import can_start
+from autosci_graph.graphs.context import LabContext, emit
+from autosci_graph.graphs.state import LabState, Notebook
+from autosci_graph.graphs.team import start_exploration
+from autosci_graph.lab.changes import StackingError, change_key, change_to_run, champion_key
+from autosci_graph.lab.critique import auto_review
+from autosci_graph.lab.teams import rank_key, team_experimenters
+from autosci_graph.state import Proposal, Submission
+
+
+@dataclass
+class Refiller:
+    """Hands freed slots the teams' approved work, one entry per freed slot."""
+
+    ctx: LabContext
+    state: LabState
+    #: Slots already promised this round (thinking branches that may still submit).
+    reserved: int = 0
+    #: Experimenters holding a run or a thinking branch's slot.
+    busy: set[str] = field(default_factory=set)
+    submitted: list[Submission] = field(default_factory=list)
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    marks: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.nb = Notebook(self.state, self.ctx.task)
+        self.base, _ = self.nb.lead()
+        self.base_key = champion_key(self.ctx.task, self.base)
+        self.view = self.nb.view(seed=self.ctx.settings.seed, on_lead=True)
+        self.ready = [q for q in self.state.get("queued", []) if q.get("status") == "ready"]
+        self.busy |= {s.held_by for s in self.nb.in_flight}
+        self.ranked = [t for t in sorted(self.nb.active_teams, key=rank_key)]
+
+    def after(self, finished: Submission) -> Submission | None:
+        """The run that takes the slot ``finished`` freed, started; ``None`` if no approved work
+        is valid or the budgets cannot take one more."""
+        self.busy.discard(finished.held_by)
+        extra = self.reserved + len(self.submitted)
+        if not self.ready or not can_start(self.ctx, self.state, extra_submitted=extra, extra_in_flight=extra):
+            return None
+        own = [t for t in self.ranked if t.team_id == finished.proposal.team]
+        for team in own + [t for t in self.ranked if t not in own]:
+            for q in [q for q in self.ready if q["team"] == team.team_id]:
+                self.ready.remove(q)
+                p = Proposal.model_validate(q["proposal"])
+                try:
+                    change = change_to_run(self.base, p.change, stack=self.ctx.stack, description=p.rationale)
+                except StackingError:
+                    self.marks.append(dict(q, status="stale"))
+                    continue
+                key = change_key(self.ctx.task, change)
+                if q["base"] != self.base_key or auto_review(p, self.view, [], self.ctx.settings.rules, candidate=change) \
+                        or not self.ctx.claim(key):
+                    self.marks.append(dict(q, status="stale"))
+                    continue
+                free = [h for h in team_experimenters(team) if h not in self.busy]
+                holder = finished.held_by if finished.held_by in team_experimenters(team) else (
+                    free[0] if free else f"{team.team_id}-spare-refill-{len(self.submitted) + 1}")
+                sub, cand = start_exploration(self.ctx, self.nb, p, change, key, holder=holder)
+                self.busy.add(holder)
+                self.submitted.append(sub)
+                self.candidates.append(cand.to_state())
+                self.marks.append(dict(q, status="run"))
+                event = {"type": "slot_refilled", "experiment_id": sub.experiment_id, "team": team.team_id, "holder": holder,
+                         "at": time.time()}
+                self.events.append(event)
+                emit(event)
+                return sub
+        return None
+
+    def update(self) -> dict[str, Any]:
+        """What the refills write to the lab state."""
+        return {"submitted": [s.to_state() for s in self.submitted], "candidates": self.candidates, "queued": self.marks,
+                "events": self.events}

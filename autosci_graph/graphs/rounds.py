@@ -1,0 +1,79 @@
+"""Who thinks this round: the branches one dispatch starts, as a pure function of the state.
+
+The router (``dispatch``) and every branch node compute the same plan from the same state, so a
+branch node reads the lab state through its normal input instead of a copy in a ``Send``: the
+checkpoint then holds the state once per step, not once per branch (measured: the copies were
+the larger part of a checkpoint, and grew with the run, quadratically in total).
+
+* **Run branches**: each experimenter holds at most one experiment it started. Free experimenters
+  are taken one per team in turn (longest-waiting team first), then a second per team, so no
+  team takes every slot, while slots and budgets allow. Slots beyond what the experimenters can
+  hold go to the best-ranked team (``LabSettings.spare_slots_to_best_team``).
+* **Thinking ahead** (when freed slots are refilled, ``LabContext.refills``): a team with no run
+  branch and no approved work left thinks now, so the next slot to free has work waiting.
+* **tend** runs beside them when runs are in flight and approved work exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from autosci_graph.graphs.budget import can_start
+from autosci_graph.graphs.context import LabContext
+from autosci_graph.graphs.state import LabState, Notebook
+from autosci_graph.lab.teams import branch_holders, rank_key
+
+#: Team branches one round may run at once: nodes ``team-0`` ... of the lab graph.
+MAX_BRANCHES = 16
+
+
+@dataclass(frozen=True)
+class Branch:
+    team_id: str
+    #: The experimenter whose slot it fills; ``None`` when it thinks ahead (no slot).
+    holder: str | None
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    branches: tuple[Branch, ...]
+    #: Run branches (they come first): the slots this round's thinking may still take.
+    reserved: int
+    tend: bool
+
+    @property
+    def holding(self) -> list[str]:
+        return [b.holder for b in self.branches[: self.reserved] if b.holder]
+
+
+def plan_round(ctx: LabContext, state: LabState, max_branches: int = MAX_BRANCHES) -> RoundPlan:
+    nb = Notebook(state, ctx.task)
+    in_flight = nb.in_flight
+    if state.get("stop_reason") or nb.champion.metric is None:
+        return RoundPlan((), 0, False)
+    busy = {s.held_by for s in in_flight}
+    free = min(ctx.executor.slots - len(in_flight), max_branches)
+    # Longest-waiting team first, by position in the submission log, never by clock: parallel
+    # branches stamp their submissions in whatever order their threads ran.
+    last_turn: dict[str, int] = {}
+    for i, sub in enumerate(nb.submitted):
+        last_turn[sub.proposal.team] = i
+    teams = sorted(nb.active_teams, key=lambda t: (last_turn.get(t.team_id, -1), t.team_id))
+    holders = branch_holders(teams, busy, state.get("rotation", 0))
+    if teams and len(holders) < free and ctx.settings.spare_slots_to_best_team:
+        best = min(teams, key=rank_key)
+        spares = (h for n in range(1, ctx.executor.slots + 1) if (h := f"{best.team_id}-spare-{n}") not in busy)
+        holders += [(best, next(spares)) for _ in range(free - len(holders))]
+    branches: list[Branch] = []
+    for team, holder in holders:
+        if len(branches) >= free or not can_start(ctx, state, extra_submitted=len(branches), extra_in_flight=len(branches)):
+            break
+        branches.append(Branch(team.team_id, holder))
+    reserved = len(branches)
+    if ctx.refills and can_start(ctx, state, extra_submitted=reserved, extra_in_flight=reserved):
+        queued = {q["team"] for q in state.get("queued", []) if q.get("status") == "ready"}
+        sending = {b.team_id for b in branches}
+        branches += [Branch(t.team_id, None) for t in teams if t.team_id not in sending | queued]
+    branches = branches[:max_branches]
+    tend = bool(branches and in_flight and ctx.refills and state.get("queued"))
+    return RoundPlan(tuple(branches), min(reserved, len(branches)), tend)
