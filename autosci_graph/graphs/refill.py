@@ -6,7 +6,10 @@ slot frees (``tend`` beside the thinking branches, or ``collect``), the slot goe
 approved work of the finished run's team, else of the best-ranked team that has some. Before it
 runs, an entry is checked again as the critique's automatic rules would (a repeat of a measured
 configuration, a failed range) and against this round's claims: approved work is cheap to keep,
-never a way around critique.
+never a way around critique. It is also dropped once ``slots`` results have come in since it was
+approved: on S slots a fresh proposal is blind to the S - 1 results still running anyway, so
+approved work is never staler than that (on one slot it is never used: the next result is always
+worth waiting for).
 
 Only with an executor whose runs outlive ``submit`` (``LabContext.refills``).
 """
@@ -41,6 +44,8 @@ class Refiller:
     candidates: list[dict[str, Any]] = field(default_factory=list)
     marks: list[dict[str, Any]] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
+    #: Results in besides the state's log (this round's, brought in before or by this refiller).
+    arrived: int = 0
 
     def __post_init__(self) -> None:
         self.nb = Notebook(self.state, self.ctx.task)
@@ -55,6 +60,7 @@ class Refiller:
         """The run that takes the slot ``finished`` freed, started; ``None`` if no approved work
         is valid or the budgets cannot take one more."""
         self.busy.discard(finished.held_by)
+        self.arrived += 1
         extra = self.reserved + len(self.submitted)
         if not self.ready or not can_start(self.ctx, self.state, extra_submitted=extra, extra_in_flight=extra):
             return None
@@ -69,7 +75,8 @@ class Refiller:
                     self.marks.append(dict(q, status="stale"))
                     continue
                 key = change_key(self.ctx.task, change)
-                if q["base"] != self.base_key or auto_review(p, self.view, [], self.ctx.settings.rules, candidate=change) \
+                known = len(self.nb.log) + self.arrived
+                if q["base"] != self.base_key or known - q.get("results", 0) >= self.ctx.executor.slots or auto_review(p, self.view, [], self.ctx.settings.rules, candidate=change) \
                         or not self.ctx.claim(key):
                     self.marks.append(dict(q, status="stale"))
                     continue

@@ -70,7 +70,8 @@ def plan_round(ctx: LabContext, state: LabState, max_branches: int = MAX_BRANCHE
             break
         branches.append(Branch(team.team_id, holder))
     reserved = len(branches)
-    if ctx.refills and can_start(ctx, state, extra_submitted=reserved, extra_in_flight=reserved):
+    # On one slot approved work is never used (autosci_graph.graphs.refill): no thinking ahead.
+    if ctx.refills and ctx.executor.slots > 1 and can_start(ctx, state, extra_submitted=reserved, extra_in_flight=reserved):
         queued = {q["team"] for q in state.get("queued", []) if q.get("status") == "ready"}
         sending = {b.team_id for b in branches}
         branches += [Branch(t.team_id, None) for t in teams if t.team_id not in sending | queued]

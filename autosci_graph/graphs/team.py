@@ -285,9 +285,10 @@ def _replace_queued(state: TeamState, ctx: LabContext, approved: list[Proposal])
     it had (the latest thinking, on the latest results, is what a freed slot should get)."""
     if not ctx.refills:
         return []
-    base, _ = _notebook(state, ctx).lead()
+    nb = _notebook(state, ctx)
+    base, _ = nb.lead()
     stale = [dict(q, status="replaced") for q in state["lab"].get("queued", []) if q["team"] == state["team_id"]]
-    return stale + [queue_entry(p, ctx, base) for p in approved]
+    return stale + [queue_entry(p, ctx, base, len(nb.log)) for p in approved]
 
 
 def start_exploration(ctx: LabContext, nb: Notebook, chosen: Proposal, change: Change, key: str,
@@ -307,10 +308,11 @@ def start_exploration(ctx: LabContext, nb: Notebook, chosen: Proposal, change: C
     return sub, candidate
 
 
-def queue_entry(p: Proposal, ctx: LabContext, base: Champion) -> dict[str, Any]:
-    """An approved proposal kept for later, valid while the lab builds on the same ``base``."""
+def queue_entry(p: Proposal, ctx: LabContext, base: Champion, results: int) -> dict[str, Any]:
+    """An approved proposal kept for later, valid while the lab builds on the same ``base`` and
+    fewer than ``slots`` results have come in since (``results``: how many were in then)."""
     return {"proposal_id": p.proposal_id, "team": p.team, "proposal": p.to_state(),
-            "base": champion_key(ctx.task, base), "status": "ready"}
+            "base": champion_key(ctx.task, base), "status": "ready", "results": results}
 
 
 def _claim(ctx: LabContext, base: Champion, ranked: list[Proposal]) -> tuple[Proposal | None, Change, str]:

@@ -128,7 +128,7 @@ def test_progress_streams_updates_and_custom_events() -> None:
     modes = {mode for mode, _ in out["chunks"]}
     assert modes == {"updates", "custom"}
     nodes = {node for mode, chunk in out["chunks"] if mode == "updates" for node in chunk}
-    assert {"organize", "team", "collect", "share"} <= nodes
+    assert {"organize", "team-0", "collect", "share"} <= nodes
     events = [chunk for mode, chunk in out["chunks"] if mode == "custom"]
     assert sum(e["type"] == "experiment_finished" for e in events) == 10
     assert sum(e["type"] == "team_formed" for e in events) >= 2
