@@ -229,7 +229,7 @@ def _branch(i: int, team_graph: Any, max_branches: int) -> Any:
             ctx.done_thinking()
             return {}
         b = plan.branches[i]
-        payload = {"team_id": b.team_id, "holder": b.holder, "ahead": b.holder is None, "turn": i, "lab": _lab_snapshot(state)}
+        payload = {"team_id": b.team_id, "holder": b.holder, "turn": i, "lab": _lab_snapshot(state)}
         out: dict[str, Any] = team_graph.invoke(payload, context=ctx)
         return out
     team_branch.__name__ = f"team_{i}"

@@ -54,7 +54,7 @@ class Refiller:
         self.view = self.nb.view(seed=self.ctx.settings.seed, on_lead=True)
         self.ready = [q for q in self.state.get("queued", []) if q.get("status") == "ready"]
         self.busy |= {s.held_by for s in self.nb.in_flight}
-        self.ranked = [t for t in sorted(self.nb.active_teams, key=rank_key)]
+        self.ranked = sorted(self.nb.active_teams, key=rank_key)
 
     def after(self, finished: Submission) -> Submission | None:
         """The run that takes the slot ``finished`` freed, started; ``None`` if no approved work

@@ -14,7 +14,7 @@ import operator
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from autosci_graph.graphs.context import DONE, LabContext
+from autosci_graph.graphs.context import LabContext
 from autosci_graph.graphs.recall import recall_failures
 from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.lab.changes import StackingError, change_key, change_to_run, champion_key, has_code
@@ -33,11 +33,10 @@ class TeamState(TypedDict, total=False):
     """State of one team branch. ``lab`` is a read-only snapshot of the lab state."""
 
     team_id: str
-    #: The experimenter whose slot this branch fills (it holds what the branch starts).
-    holder: str
-    #: Thinking ahead: no slot is free for this team; everything approved waits as its approved
-    #: work for the next slot to free (``autosci_graph.graphs.refill``).
-    ahead: bool
+    #: The experimenter whose slot this branch fills (it holds what the branch starts); ``None``
+    #: when the team thinks ahead: no slot is free for it, and everything it approves waits as its
+    #: approved work for the next slot to free (``autosci_graph.graphs.refill``).
+    holder: str | None
     #: Its position in the round's dispatch: branches claim configurations in this order.
     turn: int
     lab: LabState
@@ -263,7 +262,7 @@ def submit(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     bold = [p for p in approved if p.bold]
     first = bold[0] if bold and (last is None or not last.bold) else approved[0]
     ranked = [first] + [p for p in approved if p is not first]
-    if state.get("ahead"):
+    if state.get("holder") is None:  # thinking ahead
         return {"queued": _replace_queued(state, ctx, ranked)}
     # A team steps from the lab's lead when there is one (autosci_graph.lab.lead); the
     # candidate is still judged against the champion.

@@ -37,7 +37,7 @@ class FunctionExecutor(Executor):
         # Synchronous: each experiment runs inside ``submit``, so ``wait`` always finds every
         # submitted run finished and answers in submission order. Thread scheduling then plays no
         # part, and a lab over a deterministic function makes exactly the same decisions each time.
-        self._synchronous = self.synchronous = synchronous
+        self.synchronous = synchronous
         self._metric = metric_name
         self._slots = slots
         self._pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="fn-exec")
@@ -89,10 +89,10 @@ class FunctionExecutor(Executor):
         with self._lock:
             if request.experiment_id in self._futures:
                 return
-            if self._synchronous:
+            if self.synchronous:
                 fut: Future[RunResult] = Future()
                 self._futures[request.experiment_id] = fut
-        if self._synchronous:
+        if self.synchronous:
             fut.set_result(self._call(request))
             return
         with self._lock:

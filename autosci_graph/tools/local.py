@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from autosci_graph.errors import AutosciError
 from autosci_graph.state import RunRequest, RunResult
 from autosci_graph.task import ResearchTask
 from autosci_graph.tools.attempt import Attempt, run_attempt
@@ -44,7 +45,52 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 DEFAULT_MAX_LOG_BYTES = 20 * 1024 * 1024
 
 
-class LocalExecutor(Executor):
+class FolderResults(Executor):
+    """What the local and the Ray executor share: requests pending, results and errors in memory
+    under one condition, each finished result also in its experiment's folder, and ``wait`` on
+    them (a result already in the folder, from before a restart, answers without a run)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._pending: dict[str, RunRequest] = {}
+        self._results: dict[str, RunResult] = {}
+        self._errors: dict[str, BaseException] = {}
+        self._closed = False
+
+    def experiment_dir(self, experiment_id: str) -> Path:
+        raise NotImplementedError
+
+    def wait(self, experiment_ids: Iterable[str], timeout: float | None = None) -> list[RunResult]:
+        ids = list(dict.fromkeys(experiment_ids))
+        if not ids:
+            return []
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            for eid in ids:
+                if eid not in self._pending and eid not in self._results and eid not in self._errors:
+                    stored = load_stored(self.experiment_dir(eid))
+                    if stored is None:
+                        raise KeyError(f"unknown experiment {eid!r}: submit it first")
+                    self._results[eid] = stored
+            while True:
+                for eid in ids:
+                    if eid in self._errors:
+                        err = self._errors[eid]
+                        if isinstance(err, AutosciError):
+                            raise err  # a project error (no sandbox, data preparation) prints as one line
+                        raise RuntimeError(f"{type(self).__name__} failed while running {eid}: {err}") from err
+                done = [self._results[e] for e in ids if e in self._results]
+                if done:
+                    return done
+                if self._closed:
+                    raise RuntimeError(f"the executor was closed before {ids} finished; they were not run to the end")
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return []
+                self._cond.wait(remaining)
+
+
+class LocalExecutor(FolderResults):
     """Run a task's experiments as local processes, at most one per device slot.
 
     Setup: the task's data is prepared (once, cached; see :func:`ensure_prepared`) when the
@@ -98,13 +144,9 @@ class LocalExecutor(Executor):
         self._slots: list[Slot] = plan_slots(slots, threads_per_slot, device)
         self.data_dir = ensure_prepared(task, Path(data_dir) if data_dir else None)
         (self.work_dir / "experiments").mkdir(parents=True, exist_ok=True)
-        self._cond = threading.Condition()
+        super().__init__()
         self._queue: queue.Queue[RunRequest | None] = queue.Queue()
-        self._pending: dict[str, RunRequest] = {}
-        self._results: dict[str, RunResult] = {}
-        self._errors: dict[str, BaseException] = {}
         self._running: dict[str, ManagedProcess] = {}
-        self._closed = False
         self._workers = [threading.Thread(target=self._work, args=(s,), name=f"autosci-slot-{s.label}", daemon=True) for s in self._slots]
         for w in self._workers:
             w.start()
@@ -134,7 +176,7 @@ class LocalExecutor(Executor):
                 raise RuntimeError("this executor is closed; create a new one to run more experiments")
             if eid in self._pending or eid in self._results:
                 return
-            stored = self._load(exp_dir)
+            stored = load_stored(exp_dir)
             if stored is not None:
                 if stored.change != request.change or stored.seed != request.seed:
                     log.warning("experiment %s already finished with another change/seed; returning the stored result", eid)
@@ -142,32 +184,6 @@ class LocalExecutor(Executor):
                 return
             self._pending[eid] = request
         self._queue.put(request)
-
-    def wait(self, experiment_ids: Iterable[str], timeout: float | None = None) -> list[RunResult]:
-        ids = list(dict.fromkeys(experiment_ids))
-        if not ids:
-            return []
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            for eid in ids:
-                if eid not in self._pending and eid not in self._results and eid not in self._errors:
-                    stored = self._load(self.experiment_dir(eid))
-                    if stored is None:
-                        raise KeyError(f"unknown experiment {eid!r}: submit it first")
-                    self._results[eid] = stored
-            while True:
-                for eid in ids:
-                    if eid in self._errors:
-                        raise RuntimeError(f"the executor failed while running {eid}: {self._errors[eid]}") from self._errors[eid]
-                done = [self._results[e] for e in ids if e in self._results]
-                if done:
-                    return done
-                if self._closed:
-                    raise RuntimeError(f"the executor was closed before {ids} finished; they were not run to the end")
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return []
-                self._cond.wait(remaining)
 
     def close(self) -> None:
         with self._cond:
@@ -243,11 +259,6 @@ class LocalExecutor(Executor):
         log.info("experiment %s: %s %s", result.experiment_id, result.status, result.metric)
         return result
 
-    @staticmethod
-    def _load(exp_dir: Path) -> RunResult | None:
-        return load_stored(exp_dir)
-
-
 def experiment_folder(work_dir: Path, experiment_id: str) -> Path:
     """``<work_dir>/experiments/<experiment_id>``, refusing ids that are not plain names."""
     if not _SAFE_ID.match(experiment_id) or experiment_id in (".", ".."):
@@ -271,7 +282,7 @@ def atomic_write(path: Path, text: str) -> None:
     """Write via a temporary file and rename, so a reader never sees half a file.
 
     No fsync: after a power loss a torn ``result.json`` fails to parse and the experiment simply
-    runs again (see ``_load``), which is cheaper than syncing every result.
+    runs again (see ``load_stored``), which is cheaper than syncing every result.
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(text, encoding="utf-8")

@@ -50,7 +50,6 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -59,7 +58,7 @@ from autosci_graph.errors import AutosciError, SettingsError
 from autosci_graph.state import RunRequest, RunResult, RunStatus
 from autosci_graph.task import ResearchTask
 from autosci_graph.tools.base import Executor
-from autosci_graph.tools.local import DEFAULT_MAX_LOG_BYTES, atomic_write, experiment_folder, load_stored
+from autosci_graph.tools.local import DEFAULT_MAX_LOG_BYTES, FolderResults, atomic_write, experiment_folder, load_stored
 from autosci_graph.tools.prepare import ensure_prepared
 from autosci_graph.tools.ray_node import NodeSettings, pack_folder, run_on_node
 from autosci_graph.tools.sandbox import Sandbox, SandboxMode, make_sandbox
@@ -118,7 +117,7 @@ class _InFlight:
     forced_at: float | None = None
 
 
-class RayExecutor(Executor):
+class RayExecutor(FolderResults):
     """Run a task's experiments as Ray tasks on a cluster, at most ``slots`` at a time.
 
     Setup: every node needs the same Python environment as the lab (``autosci_graph[cluster]``
@@ -200,13 +199,9 @@ class RayExecutor(Executor):
             options["scheduling_strategy"] = scheduling_strategy
         self._remote = ray.remote(run_on_node).options(**options)
         self._ray = ray
-        self._cond = threading.Condition()
+        super().__init__()
         self._queue: queue.SimpleQueue[RunRequest] = queue.SimpleQueue()
-        self._pending: dict[str, RunRequest] = {}
         self._inflight: dict[str, _InFlight] = {}
-        self._results: dict[str, RunResult] = {}
-        self._errors: dict[str, BaseException] = {}
-        self._closed = False
         self._loop = threading.Thread(target=self._drive, name="autosci-ray", daemon=True)
         self._loop.start()
         log.info("Ray executor for task %s: %d slot(s) of %s, work dir %s", task.name, self._slots,
@@ -251,35 +246,6 @@ class RayExecutor(Executor):
             self._pending[eid] = request
             self._queue.put(request)
             self._cond.notify_all()
-
-    def wait(self, experiment_ids: Iterable[str], timeout: float | None = None) -> list[RunResult]:
-        ids = list(dict.fromkeys(experiment_ids))
-        if not ids:
-            return []
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            for eid in ids:
-                if eid not in self._pending and eid not in self._results and eid not in self._errors:
-                    stored = load_stored(self.experiment_dir(eid))
-                    if stored is None:
-                        raise KeyError(f"unknown experiment {eid!r}: submit it first")
-                    self._results[eid] = stored
-            while True:
-                for eid in ids:
-                    if eid in self._errors:
-                        err = self._errors[eid]
-                        if isinstance(err, AutosciError):
-                            raise err
-                        raise RuntimeError(f"the Ray executor failed while running {eid}: {err}") from err
-                done = [self._results[e] for e in ids if e in self._results]
-                if done:
-                    return done
-                if self._closed:
-                    raise RuntimeError(f"the executor was closed before {ids} finished; they were not run to the end")
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return []
-                self._cond.wait(remaining)
 
     def close(self) -> None:
         """Cancel every experiment in flight (their runs are killed on the nodes) and wait for it."""

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import pytest
 from autosci_graph.memory.chroma import ChromaMemory
 from autosci_graph.memory.record import record_id
 from autosci_graph.runner import RunSpec, load_state
+from tests.support.cli import finished_results, kill_mid_run
 from tests.support.servers import ChromaServer, Postgres
 
 pytestmark = pytest.mark.integration
@@ -43,10 +42,6 @@ def postgres() -> Iterator[Postgres]:
         pg.stop()
 
 
-def _finished(run_dir: Path) -> dict[str, int]:
-    return {p.parent.name: p.stat().st_mtime_ns for p in (run_dir / "experiments").glob("*/result.json")}
-
-
 def test_lab_resumes_from_postgres_in_another_run_directory_with_only_the_url(postgres: Postgres, tmp_path: Path) -> None:
     url = postgres.url()
     first, second = tmp_path / "machine-a" / "run", tmp_path / "machine-b" / "run"
@@ -55,22 +50,7 @@ def test_lab_resumes_from_postgres_in_another_run_directory_with_only_the_url(po
             "--stop-after-no-keep", "0", "--fixed", "sleep=1.0", "--no-memory", "--run-dir", str(first)]
     proc = subprocess.Popen(_cli(*args), cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            assert proc.poll() is None, f"the run ended (rc {proc.returncode}) before it could be killed"
-            running = [p.parent.name for p in (first / "experiments").glob("*/run.log") if not (p.parent / "result.json").exists()]
-            if len(_finished(first)) >= 3 and running:
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail("never saw three finished experiments and one running")
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    kill_mid_run(proc, first, timeout=180)
     spec = RunSpec.load(first)
     assert spec.checkpoint == url and not (first / "checkpoints.sqlite").exists()  # nothing checkpointed locally
     # The first machine is gone: the second knows only the URL. Its lab's checkpoint names what had finished.
@@ -84,8 +64,8 @@ def test_lab_resumes_from_postgres_in_another_run_directory_with_only_the_url(po
     ids = [e["result"]["experiment_id"] for e in state["log"]]
     assert len(state["submitted"]) == budget
     assert len(ids) == budget and len(set(ids)) == budget, "an experiment was lost or counted twice"
-    before = set(_finished(tmp_path / "machine-a" / "gone"))
-    ran_here = set(_finished(second))
+    before = set(finished_results(tmp_path / "machine-a" / "gone"))
+    ran_here = set(finished_results(second))
     assert before and before <= set(ids)  # finished before the crash: kept in the checkpoint ...
     assert not before & ran_here  # ... and not run again on the second machine
     assert ran_here == set(ids) - before  # every other experiment ran (or re-ran, if in flight) here

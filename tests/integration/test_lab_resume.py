@@ -4,15 +4,14 @@ checkpoint, and finishes the budget without losing or repeating a finished exper
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from autosci_graph.runner import load_state
+from tests.support.cli import finished_results, kill_mid_run
 
 pytestmark = pytest.mark.integration
 
@@ -24,14 +23,6 @@ ARGS = ["examples/gpt_bpb", "--teams", "2", "--slots", "2", "--max-experiments",
 
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "autosci_graph.cli", *args]
-
-
-def _finished(run_dir: Path) -> dict[str, float]:
-    return {p.parent.name: p.stat().st_mtime_ns for p in (run_dir / "experiments").glob("*/result.json")}
-
-
-def _running(run_dir: Path) -> list[str]:
-    return [p.parent.name for p in (run_dir / "experiments").glob("*/run.log") if not (p.parent / "result.json").exists()]
 
 
 def _marked_processes(run_dir: Path) -> list[int]:
@@ -55,22 +46,7 @@ def test_sigkill_mid_experiment_then_resume(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(_cli("run", *ARGS, "--run-dir", str(run_dir), "--memory-path", str(tmp_path / "mem")),
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 400
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"the run ended (rc {proc.returncode}) before it could be killed")
-            if len(_finished(run_dir)) >= 3 and _running(run_dir):
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail("never saw three finished experiments and one running")
-        before = _finished(run_dir)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    before = kill_mid_run(proc, run_dir, timeout=400)
 
     resumed = subprocess.run(_cli("run", "--resume", str(run_dir)), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -79,7 +55,7 @@ def test_sigkill_mid_experiment_then_resume(tmp_path: Path) -> None:
     ids = [e["result"]["experiment_id"] for e in state["log"]]
     assert len(state["submitted"]) == BUDGET
     assert len(ids) == BUDGET and len(set(ids)) == BUDGET, "an experiment was lost or counted twice"
-    after = _finished(run_dir)
+    after = finished_results(run_dir)
     for eid, mtime in before.items():
         assert after.get(eid) == mtime, f"{eid} finished before the crash but ran again"
 

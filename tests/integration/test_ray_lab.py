@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import pytest
 from autosci_graph.runner import load_state
 from autosci_graph.tools.ray_node import NODE_VAR
 from autosci_graph.tools.env import RUN_MARKER
+from tests.support.cli import kill_mid_run
 from tests.support.servers import RayCluster, descendants
 
 pytestmark = pytest.mark.integration
@@ -145,25 +145,10 @@ def test_lab_sigkilled_during_ray_experiments_resumes_without_duplicates(cluster
     budget = 8
     proc = subprocess.Popen(_cli(*_lab_args(cluster, run_dir, budget=budget, sleep=1.5, slots=2)), cwd=ROOT, env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            assert proc.poll() is None, f"the run ended (rc {proc.returncode}) before it could be killed"
-            finished = {p.parent.name: p.stat().st_mtime_ns for p in (run_dir / "experiments").glob("*/result.json")}
-            running = [p.parent.name for p in (run_dir / "experiments").glob("*/request.json") if not (p.parent / "result.json").exists()]
-            if len(finished) >= 3 and running:
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail("never saw three finished experiments and one in flight")
-        run_id = load_state(run_dir)[0].run_id
-        assert _marked(run_id), "an in-flight experiment should be running on a node"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    def on_a_node() -> None:
+        assert _marked(load_state(run_dir)[0].run_id), "an in-flight experiment should be running on a node"
+
+    finished = kill_mid_run(proc, run_dir, marker="request.json", timeout=180, before_kill=on_a_node)
 
     resumed = subprocess.run(_cli("run", "--resume", str(run_dir)), cwd=ROOT, env=_env(), capture_output=True, text=True,
                              timeout=300)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,3 +34,35 @@ def stop(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def finished_results(run_dir: Path) -> dict[str, int]:
+    """The experiments of a run directory that have a result, with the result file's mtime."""
+    return {p.parent.name: p.stat().st_mtime_ns for p in (run_dir / "experiments").glob("*/result.json")}
+
+
+def kill_mid_run(proc: subprocess.Popen[Any], run_dir: Path, *, marker: str = "run.log", timeout: float = 400,
+                 before_kill: Callable[[], None] | None = None) -> dict[str, int]:
+    """Wait until a lab process has three experiments finished and one in flight (its folder holds
+    ``marker`` and no result), then SIGKILL it; the results finished before the kill. The process
+    is killed and reaped whatever happens, so a failing test leaves no lab behind."""
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            assert proc.poll() is None, f"the run ended (rc {proc.returncode}) before it could be killed"
+            running = [p for p in (run_dir / "experiments").glob(f"*/{marker}") if not (p.parent / "result.json").exists()]
+            if len(finished_results(run_dir)) >= 3 and running:
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("never saw three finished experiments and one in flight")
+        if before_kill is not None:
+            before_kill()
+        before = finished_results(run_dir)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        return before
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -311,3 +311,38 @@ def test_a_rebased_candidate_is_re_measured_on_the_new_champion() -> None:
         runs = [e for e in final["log"] if of[e["result"]["experiment_id"]] == c["candidate_id"]]
         assert runs and all(e["result"]["change"]["knobs"] == c["change"]["knobs"] for e in runs)
         assert all(e["champion_metric"] == base["metric"] or e["outcome"] == "discard" for e in runs)
+
+
+def test_more_slots_than_teams_keeps_every_slot_busy() -> None:
+    # Three teams of two experimenters on six slots: after the baseline every experimenter gets a
+    # branch, so more runs go at once than there are teams (one run per team, the design before,
+    # left three slots idle). Not all six: both experimenters of a team may draft the same best
+    # move, and the round's claims let only one run it (the other passes).
+    def slow(change: Change, seed: int) -> float:
+        threading.Event().wait(2.0)
+        return synth_loss()(change, seed)
+
+    settings = LabSettings(n_teams=3, max_experiments=9, stop_after_no_keep=None)
+    final, ex = run_lab(TASK, slow, SearchScientist(), settings, slots=6)
+    assert ex.max_running > settings.n_teams
+    holder = {s["experiment_id"]: s.get("holder") for s in final["submitted"] if s["kind"] == "explore"}
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for e in final["log"]:
+        if e["result"]["experiment_id"] in holder:
+            spans.setdefault(holder[e["result"]["experiment_id"]], []).append((e["result"]["started_at"], e["result"]["ended_at"]))
+    assert len(spans) > settings.n_teams  # more experimenters ran than there are teams
+    for runs in spans.values():  # and none held two runs at once
+        runs.sort()
+        assert all(end <= nxt_start for (_, end), (nxt_start, _) in zip(runs, runs[1:]))
+
+
+def test_approved_work_merges_the_same_in_any_batching() -> None:
+    # A delta channel replays checkpointed writes in batches of any size: the reducer must not care.
+    from autosci_graph.graphs.state import LabState
+    from typing import get_type_hints
+    reduce = get_type_hints(LabState, include_extras=True)["queued"].__metadata__[0].reducer
+    w1 = [{"proposal_id": "p1", "team": "t1", "status": "ready"}, {"proposal_id": "p2", "team": "t1", "status": "ready"}]
+    w2 = [{"proposal_id": "p1", "team": "t1", "status": "run"}]
+    w3 = [{"proposal_id": "p3", "team": "t2", "status": "ready"}, {"proposal_id": "p2", "team": "t1", "status": "stale"}]
+    once = reduce([], [w1, w2, w3])
+    assert once == reduce(reduce(reduce([], [w1]), [w2]), [w3]) == [{"proposal_id": "p3", "team": "t2", "status": "ready"}]

@@ -6,6 +6,7 @@ from lab_helpers import entry, team
 
 from autosci_graph.graphs.context import LabSettings
 from autosci_graph.lab.teams import (
+    branch_holders,
     choose_drafts,
     exhausted_axes,
     is_falsified,
@@ -212,3 +213,11 @@ def test_new_team_and_members() -> None:
     assert t.team_id == "t7" and t.status == "active" and t.hypothesis.axes == ["lr", "width"]
     assert t.formed_at_experiment == 12 and (t.support, t.refute, t.rotations) == (0, 0, 0)
     assert t.hypothesis.falsification and t.hypothesis.prediction
+
+
+def test_free_experimenters_are_taken_one_per_team_in_turn_and_busy_ones_skipped() -> None:
+    a, b = team("t1"), team("t2").model_copy(update={"members": ["analyst-2", "experimenter-3", "experimenter-4"]})
+    plan = [(t.team_id, h) for t, h in branch_holders([a, b], busy={"experimenter-3"}, rotation=1)]
+    # Rotation 1: experimenter-2 has t1's turn; t2's turn-holder is busy, so its other one goes.
+    assert plan == [("t1", "experimenter-2"), ("t2", "experimenter-4"), ("t1", "experimenter-1")]
+    assert branch_holders([a], busy={"experimenter-1", "experimenter-2"}, rotation=0) == []
