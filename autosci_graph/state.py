@@ -7,9 +7,8 @@ with ``Model.model_validate(d)`` and ``model.to_state()``.
 
 from __future__ import annotations
 
-import operator
 import time
-from typing import Annotated, Any, Literal, TypedDict
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 

@@ -205,7 +205,7 @@ def checkpoint(sizes: tuple[int, ...] = (50, 200)) -> None:
         f"checkpoint bytes per experiment at {b['experiments']}": round(b["bytes"] / b["experiments"]),
         f"checkpoint bytes per experiment, growth {sizes[0]} to {sizes[1]}": round(growth, 2),
         f"checkpoint bytes per step, growth {sizes[0]} to {sizes[1]}": round((b["bytes"] / b["checkpoints"]) / (a["bytes"] / a["checkpoints"]), 2),
-        f"checkpoint bytes per experiment at 200, before/now": round((BEFORE[200][0] / 200) / (b["bytes"] / b["experiments"]), 1),
+        "checkpoint bytes per experiment at 200, before/now": round((BEFORE[200][0] / 200) / (b["bytes"] / b["experiments"]), 1),
     }, ".venv/bin/python -m bench.bench_slots --only checkpoint")
 
 

@@ -24,7 +24,6 @@ from autosci_graph.state import (
     Champion,
     DeadEnd,
     ExperimentEntry,
-    Proposal,
     Review,
     RunResult,
     Submission,

@@ -57,7 +57,6 @@ from typing import Any, Literal
 from autosci_graph.errors import AutosciError, SettingsError
 from autosci_graph.state import RunRequest, RunResult, RunStatus
 from autosci_graph.task import ResearchTask
-from autosci_graph.tools.base import Executor
 from autosci_graph.tools.local import DEFAULT_MAX_LOG_BYTES, FolderResults, atomic_write, experiment_folder, load_stored
 from autosci_graph.tools.prepare import ensure_prepared
 from autosci_graph.tools.ray_node import NodeSettings, pack_folder, run_on_node

@@ -22,7 +22,7 @@ import pytest
 from autosci_graph.runner import load_state
 from autosci_graph.tools.ray_node import NODE_VAR
 from autosci_graph.tools.env import RUN_MARKER
-from tests.support.cli import kill_mid_run
+from tests.support.cli import finished_results, kill_mid_run
 from tests.support.servers import RayCluster, descendants
 
 pytestmark = pytest.mark.integration
@@ -145,16 +145,18 @@ def test_lab_sigkilled_during_ray_experiments_resumes_without_duplicates(cluster
     budget = 8
     proc = subprocess.Popen(_cli(*_lab_args(cluster, run_dir, budget=budget, sleep=1.5, slots=2)), cwd=ROOT, env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def on_a_node() -> None:
         assert _marked(load_state(run_dir)[0].run_id), "an in-flight experiment should be running on a node"
 
     finished = kill_mid_run(proc, run_dir, marker="request.json", timeout=180, before_kill=on_a_node)
+    run_id = load_state(run_dir)[0].run_id
 
     resumed = subprocess.run(_cli("run", "--resume", str(run_dir)), cwd=ROOT, env=_env(), capture_output=True, text=True,
                              timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     _check_budget(run_dir, budget)
-    after = {p.parent.name: p.stat().st_mtime_ns for p in (run_dir / "experiments").glob("*/result.json")}
+    after = finished_results(run_dir)
     for eid, mtime in finished.items():
         assert after.get(eid) == mtime, f"{eid} finished before the crash but ran again"
     # Ray stopped the dead lab's tasks and their runs died with their workers: nothing of the run is left.
