@@ -94,6 +94,10 @@ class LabSettings:
     #: When a candidate replaces the champion: all its seeds against the champion's mean, σ
     #: pooled over every repeated configuration, a fixed bar with a futility stop.
     promotion: PromotionRule = field(default_factory=PromotionRule)
+    #: Near the end of an experiment budget the lead's seeds (paired with the champion's) come
+    #: before explorations, once the experiments left are what its verdict needs: a lead left
+    #: uncertified when the budget ends is a finding the report never shows.
+    endgame: bool = True
 
     # -- team life cycle -------------------------------------------------------------------------
     #: A team is falsified after this many rotations without support AND this many refutes.

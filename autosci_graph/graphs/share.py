@@ -23,13 +23,13 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from autosci_graph.graphs.budget import can_start
+from autosci_graph.graphs.budget import can_start, experiments_left
 from autosci_graph.graphs.context import LabContext
 from autosci_graph.graphs.state import LabState, Notebook, changed_teams
 from autosci_graph.lab.changes import StackingError
 from autosci_graph.lab.lead import (
-    apply_direction, as_base, candidate_of, candidate_runs, direction, lead_of, mean_metric, seedable, shared_ancestor,
-    worth_a_seed,
+    apply_direction, as_base, candidate_of, candidate_runs, direction, lead_of, mean_metric, runs_to_verdict, seedable,
+    shared_ancestor, worth_a_seed,
 )
 from autosci_graph.lab.candidates import next_confirmation, next_seed, rebased_change
 from autosci_graph.lab.critique import refutes
@@ -133,6 +133,7 @@ def share(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
             _judge_noise(s, sub, result)
         else:
             _judge_candidate_run(s, sub, result)
+    _endgame(s)
 
     update: dict[str, Any] = {
         "log": [e.to_state() for e in s.new_entries],
@@ -289,6 +290,32 @@ def _maybe_seed(s: _Share, lead: Candidate) -> None:
             and _next_seeds(s, lead, champion_seed_wanted=len(champ_values) < len(values) + 1):
         lead = lead.model_copy(update={"failed_steps": 0})
     s.set_candidate(lead)
+
+
+def _endgame(s: _Share) -> None:
+    """Near the end of an experiment budget, the lead's seeds come before explorations: an
+    exploration this late could not gather the seeds its own verdict needs, and a lead left
+    uncertified is lost when the budget ends (the report shows the certified champion). Its
+    seeds start once the experiments left are no more than the lead needs to clear the bar at its
+    current mean (:func:`~autosci_graph.lab.lead.runs_to_verdict`); a lucky lead regresses on them
+    and futility closes it, as at any other time."""
+    left = experiments_left(s.ctx, s.state)
+    lead = s.lead()
+    if left is None or lead is None or not s.ctx.settings.endgame:
+        return
+    task, rule = s.ctx.task, s.ctx.settings.promotion
+    values = [float(r.metric) for r in s.runs_of(lead) if r.metric is not None]
+    busy = any(candidate_of(s.subs[i]) == lead.candidate_id for i in s.in_flight_ids())
+    if busy or not seedable(task, lead, s.champion, len(values), rule):
+        return
+    sigma, dof = noise_estimate(task, s.everything, upper=False)
+    champ_values = list(s.champion.metrics_by_seed.values())
+    needed = runs_to_verdict(task.metric, champ_values, values, sigma, dof, rule, default=s.default_values())
+    remaining = left - len(s.submitted)
+    if needed is None or not 0 < remaining <= needed:
+        return
+    if _next_seeds(s, lead, champion_seed_wanted=len(champ_values) < len(values) + 1):
+        s.event("endgame", experiment_id=lead.candidate_id, runs_needed=needed, experiments_left=remaining)
 
 
 def _judge_stale(s: _Share, cand: Candidate, sub: Submission, result: RunResult, values: list[float],

@@ -151,3 +151,27 @@ def worth_a_seed(metric: Metric, champion: Sequence[float], values: Sequence[flo
     if over_default(metric, default, values, sigma, dof, rule) is not None:
         return projected > rule.refine_bar(dof + 1)
     return projected > rule.bar(dof + 1)
+
+
+def runs_to_verdict(metric: Metric, champion: Sequence[float], values: Sequence[float], sigma: float | None, dof: int,
+                    rule: PromotionRule, default: Sequence[float] = ()) -> int | None:
+    """Experiments the lead needs for its current mean to clear the bar that applies: its own
+    further seeds, each with a champion seed where the champion would have fewer (the comparison
+    stays paired), each seed adding a degree of freedom to σ. ``None`` when no number within
+    ``max_seeds`` would (or the noise is not measured, or one run already decided)."""
+    if sigma is None or is_deterministic(sigma, dof) or not values or not champion:
+        return None
+    gain = evidence(metric, champion, values, sigma, dof, rule).gain
+    if gain <= 0:
+        return None
+    n, m = len(values), len(champion)
+    certified = over_default(metric, default, values, sigma, dof, rule) is not None
+    for extra in range(1, rule.max_seeds - n + 1):
+        n2 = n + extra
+        m2 = max(m, n2)
+        added = extra + (m2 - m)
+        z = gain / (sigma * math.sqrt(1.0 / n2 + 1.0 / m2))
+        bar = rule.refine_bar(dof + added) if certified else rule.bar(dof + added)
+        if z > bar:
+            return added
+    return None

@@ -7,7 +7,7 @@ from lab_helpers import make_synth_task, run_lab, synth_loss
 
 from autosci_graph.graphs.context import LabSettings
 from autosci_graph.lab.candidates import rebased_change
-from autosci_graph.lab.lead import apply_direction, direction, lead_of, shared_ancestor, worth_a_seed
+from autosci_graph.lab.lead import apply_direction, direction, lead_of, runs_to_verdict, shared_ancestor, worth_a_seed
 from autosci_graph.lab.promotion import PromotionRule
 from autosci_graph.scientists.search import SearchScientist
 from autosci_graph.state import Candidate, Champion, Change, Proposal, RunResult
@@ -140,3 +140,47 @@ def test_a_sibling_of_the_promoted_step_is_rebased_from_the_lead_they_share() ->
     assert whole is None and "moot" in why
     change, _ = rebased_change(TASK, c, CHAMP, new, since=a)
     assert change is not None and change.knobs["lr"] == 0.004 and change.knobs["width"] == 64
+
+
+def test_runs_to_verdict_counts_the_leads_seeds_and_the_champion_seeds_that_keep_them_paired() -> None:
+    # σ = 0.1 on 10 dof, the champion at 2.0 on two seeds. A lead 5σ better on one seed needs one
+    # more seed (t = 0.5 / (0.1·√(1/2 + 1/2)) = 5 over the bar on 11 dof, 3.9): one experiment.
+    assert runs_to_verdict(METRIC, [2.0, 2.0], [1.5], 0.1, 10, RULE) == 1
+    # At 3σ it needs seeds of its own beyond the champion's two, each with a champion seed.
+    three = runs_to_verdict(METRIC, [2.0, 2.0], [1.7], 0.1, 10, RULE)
+    assert three is not None and three > 2 and three % 2 == 1  # one unpaired, then pairs
+    # The smaller the gain, the more experiments; one the bar cannot reach within max_seeds: None.
+    assert runs_to_verdict(METRIC, [2.0, 2.0], [1.5], 0.1, 10, RULE) < three  # type: ignore[operator]
+    assert runs_to_verdict(METRIC, [2.0, 2.0], [1.95], 0.1, 10, RULE) is None
+    # No gain, no noise estimate, or identical repeats (one run decided): nothing to run.
+    assert runs_to_verdict(METRIC, [2.0, 2.0], [2.1], 0.1, 10, RULE) is None
+    assert runs_to_verdict(METRIC, [2.0], [1.5], None, 0, RULE) is None
+    assert runs_to_verdict(METRIC, [2.0, 2.0], [1.5], 0.0, 3, RULE) is None
+    # Far over the default, the refinement bar applies: a 1.5σ lead becomes decidable.
+    assert runs_to_verdict(METRIC, [1.0, 1.0], [0.85], 0.1, 10, RULE) is None
+    assert runs_to_verdict(METRIC, [1.0, 1.0], [0.8], 0.1, 10, RULE, default=[2.0, 2.0, 2.0]) is not None
+
+
+def _endgame_run(endgame: bool) -> dict:
+    settings = LabSettings(n_teams=2, max_experiments=30, stop_after_no_keep=None, seed=1, endgame=endgame)
+    final, _ = run_lab(TASK, synth_loss(0.1), SearchScientist(), settings, slots=2, synchronous=True)
+    return final
+
+
+def test_near_the_end_of_the_budget_the_leads_seeds_come_before_explorations() -> None:
+    final = _endgame_run(True)
+    events = [e for e in final["events"] if e["type"] == "endgame"]
+    assert events, "no endgame on a noisy task whose lead was open three experiments before the end"
+    for ev in events:
+        assert 0 < ev["experiments_left"] <= ev["runs_needed"]
+        # What the lab submitted next: the lead's next seed (a free slot may still explore).
+        after = final["submitted"][ev["at_experiment"]:]
+        assert after[0]["kind"] == "confirm" and after[0]["candidate_of"] == ev["experiment_id"]
+    assert len(final["log"]) == 30  # the budget holds
+    # Off, the same run explores to the end instead.
+    off = _endgame_run(False)
+    assert not [e for e in off["events"] if e["type"] == "endgame"]
+    at = events[0]["at_experiment"]
+    ids = lambda subs: [x["experiment_id"] for x in subs]  # noqa: E731  (stamps differ)
+    assert ids(off["submitted"][:at]) == ids(final["submitted"][:at])
+    assert off["submitted"][at]["kind"] == "explore"
