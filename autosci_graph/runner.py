@@ -14,7 +14,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import signal
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -196,7 +198,7 @@ def execute(
               "run_name": f"autosci-{spec.mode}", "tags": ["autosci", spec.mode, task.name],
               "metadata": {"task": task.name, "run_id": spec.run_id}}
     try:
-        with open_checkpointer(run_dir, spec.checkpoint) as saver:
+        with open_checkpointer(run_dir, spec.checkpoint) as saver, cancel_on_interrupt(executor):
             graph = build_graph(spec.mode).compile(checkpointer=saver)
             if resume:
                 snapshot = graph.get_state(config)
@@ -221,6 +223,30 @@ def execute(
         final_evaluation(state, task, run_dir, sandbox=getattr(executor, "sandbox", None))
     outputs = write_outputs(state, task, run_dir)
     return RunOutcome(state=state, run_dir=run_dir, outputs=outputs, task=task)
+
+
+@contextmanager
+def cancel_on_interrupt(executor: Any) -> Iterator[None]:
+    """While a lab runs in the main thread, Ctrl-C (SIGINT) first cancels ``executor``: its
+    experiments are killed (TERM to their process groups, KILL after the grace period) and left
+    unfinished, so ``--resume`` runs them again. Then ``KeyboardInterrupt`` is raised as usual and
+    the graph stops; its checkpoint holds every step that ended before. Outside the main thread,
+    or when the caller has its own SIGINT handler, nothing is changed."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        # In a thread: the handler runs between two bytecodes of the main thread, which may hold
+        # the executor's lock; the kills themselves run in threads of their own.
+        threading.Thread(target=executor.cancel, name="autosci-cancel", daemon=True).start()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 FINAL_EVAL_FILE = "final_eval.json"

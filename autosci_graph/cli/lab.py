@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -90,9 +91,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         spec.save(run_dir)
         resume = False
     task = spec.task()
-    with LiveView(task, spec.lab_settings()) as view:
-        view.console.print(f"[autosci] run directory: {run_dir}", highlight=False, markup=False)
-        outcome = execute(spec, run_dir, resume=resume, on_update=view)
+    try:
+        with LiveView(task, spec.lab_settings()) as view:
+            view.console.print(f"[autosci] run directory: {run_dir}", highlight=False, markup=False)
+            outcome = execute(spec, run_dir, resume=resume, on_update=view)
+    except KeyboardInterrupt:  # execute() has stopped the experiments in flight; the checkpoint stays
+        again = args.resume if args.resume and cluster.is_postgres_url(args.resume) else str(run_dir)
+        print(f"autosci: interrupted; experiments in flight were stopped and run again on resume: autosci run --resume {again}",
+              file=sys.stderr)
+        return 130
     champ = outcome.state.get("champion") or {}
     print(f"stop: {outcome.state.get('stop_reason')}")
     print(f"champion {task.metric.name}: {champ.get('metric')}  ({champ.get('experiment_id') or 'default configuration'})")

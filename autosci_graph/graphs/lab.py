@@ -246,6 +246,8 @@ def tend(state: LabState, runtime: Runtime[LabContext], max_branches: int = MAX_
     plan = plan_round(ctx, state, max_branches)
     refiller = Refiller(ctx, state, reserved=plan.reserved, busy=set(plan.holding))
     flight = {s.experiment_id: s for s in refiller.nb.in_flight}
+    for sub in flight.values():  # idempotent; after a resume the new executor learns them here
+        ctx.executor.submit(RunRequest(experiment_id=sub.experiment_id, change=sub.change, seed=sub.seed))
     pending = set(flight)
     arrived: list[RunResult] = []
     while pending:

@@ -13,11 +13,16 @@ Contract every implementation keeps (see ``tests/unit/test_executor_contract.py`
 * Never more runs at once than ``slots``.
 * A failed experiment is a ``RunResult`` with a failure status, never an exception.
 * Thread-safe: graph branches call it from several threads.
+* ``cancel`` stops at once and leaves what it stopped *unfinished*: no result, so a lab resumed
+  from its checkpoint runs those experiments again (never recorded as crashes); ``close`` also
+  waits until their processes are gone.
 """
 
 from __future__ import annotations
 
 import abc
+import asyncio
+import time
 from collections.abc import Iterable, Sequence
 
 from autosci_graph.state import Change, RunRequest, RunResult
@@ -46,7 +51,28 @@ class Executor(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None:
-        """Stop accepting work, kill running experiments, release the slots."""
+        """Stop accepting work, kill running experiments, release the slots; return once their
+        processes are gone. Experiments it stopped have no result (a resumed lab runs them again)."""
+
+    def cancel(self) -> None:
+        """Stop now, as for Ctrl-C: refuse new work, start killing the experiments in flight, and
+        wake every waiter (``wait`` raises). Returns without waiting for the kills, so it may be
+        called from a signal handler's thread or an event loop; :meth:`close` then waits for them.
+        The default is :meth:`close` itself."""
+        self.close()
+
+    async def await_results(self, experiment_ids: Iterable[str], timeout: float | None = None,
+                            *, poll_s: float = 1.0) -> list[RunResult]:
+        """:meth:`wait` as a coroutine, for async graphs: the blocking wait runs in a worker thread
+        in slices of ``poll_s``, so the event loop keeps serving, and a cancelled awaiter leaves no
+        thread blocked for longer than one slice."""
+        ids = list(dict.fromkeys(experiment_ids))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = poll_s if deadline is None else max(0.0, min(poll_s, deadline - time.monotonic()))
+            done = await asyncio.to_thread(self.wait, ids, left)
+            if done or not ids or (deadline is not None and time.monotonic() >= deadline):
+                return done
 
     # -- conveniences built on the hooks ---------------------------------------------------
 

@@ -185,7 +185,9 @@ class LocalExecutor(FolderResults):
             self._pending[eid] = request
         self._queue.put(request)
 
-    def close(self) -> None:
+    def cancel(self) -> None:
+        """Refuse new work and start killing every run (TERM to its process group and marked
+        processes, KILL after ``grace_s``); queued runs never start. Returns at once."""
         with self._cond:
             if self._closed:
                 return
@@ -193,9 +195,12 @@ class LocalExecutor(FolderResults):
             running = list(self._running.values())
             self._cond.notify_all()
         for proc in running:
-            proc.cancel()
+            proc.cancel()  # the kill runs in its own thread
         for _ in self._workers:
             self._queue.put(None)
+
+    def close(self) -> None:
+        self.cancel()
         for w in self._workers:
             w.join(timeout=self.grace_s + 30.0)
 

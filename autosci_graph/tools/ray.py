@@ -201,6 +201,8 @@ class RayExecutor(FolderResults):
         super().__init__()
         self._queue: queue.SimpleQueue[RunRequest] = queue.SimpleQueue()
         self._inflight: dict[str, _InFlight] = {}
+        self._cancelled: list[_InFlight] = []  # in flight when cancel() came; close() waits for them
+        self._closing = False
         self._loop = threading.Thread(target=self._drive, name="autosci-ray", daemon=True)
         self._loop.start()
         log.info("Ray executor for task %s: %d slot(s) of %s, work dir %s", task.name, self._slots,
@@ -246,17 +248,26 @@ class RayExecutor(FolderResults):
             self._queue.put(request)
             self._cond.notify_all()
 
-    def close(self) -> None:
-        """Cancel every experiment in flight (their runs are killed on the nodes) and wait for it."""
+    def cancel(self) -> None:
+        """Refuse new work and ``ray.cancel`` every experiment in flight (each node kills its run's
+        tree: TERM, grace, KILL); returns at once, :meth:`close` waits for the tasks to end."""
         with self._cond:
             if self._closed:
                 return
             self._closed = True
-            inflight = list(self._inflight.values())
+            self._cancelled = list(self._inflight.values())
             self._cond.notify_all()
-        for item in inflight:
+        for item in self._cancelled:
             self._ray.cancel(item.ref, force=False)
-        refs = [item.ref for item in inflight]
+
+    def close(self) -> None:
+        """Cancel every experiment in flight (their runs are killed on the nodes) and wait for it."""
+        with self._cond:
+            if self._closing:
+                return
+            self._closing = True
+        self.cancel()
+        refs = [item.ref for item in self._cancelled]
         if refs:  # the node kills each run's tree (TERM, grace, KILL) before its task ends
             _, stuck = self._ray.wait(refs, num_returns=len(refs), timeout=self.grace_s + 10.0)
             for ref in stuck:

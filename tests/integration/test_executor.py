@@ -6,8 +6,10 @@ Every test runs on each executor: LocalExecutor, and RayExecutor on a real Ray h
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -167,6 +169,64 @@ def test_close_kills_running_experiments_and_leaves_them_unfinished(tmp_path: Pa
     assert not wait_gone(long, timeout=1.0)  # the sandbox's pids are not the host's: find them by marker
     with pytest.raises(RuntimeError):
         ex.submit(RunRequest(experiment_id="late"))
+
+
+def test_cancel_returns_at_once_wakes_the_waiter_and_close_waits_for_the_kills(
+        tmp_path: Path, scripts_task: ScriptsTask, make_executor: MakeExecutor) -> None:
+    task = scripts_task(tmp_path / "task", timeout=60)
+    work = tmp_path / "work"
+    ex = make_executor(task, work, slots=1, grace_s=0.5)
+    long = _unique("long")
+    ex.submit(RunRequest(experiment_id=long, change=Change(knobs={"script": "hang.py"})))
+    deadline = time.time() + 30
+    while not _helpers_started(long) and time.time() < deadline:
+        time.sleep(0.05)
+    assert _helpers_started(long)
+    woke: list[BaseException] = []
+    waiter = threading.Thread(target=lambda: _catch(woke, lambda: ex.wait([long])), daemon=True)
+    waiter.start()
+    t0 = time.monotonic()
+    ex.cancel()  # what Ctrl-C calls: no waiting for the kills
+    assert time.monotonic() - t0 < 1.0
+    waiter.join(timeout=10)
+    assert not waiter.is_alive() and isinstance(woke[0], RuntimeError)  # a waiter hears it, never hangs
+    with pytest.raises(RuntimeError):
+        ex.submit(RunRequest(experiment_id="late"))
+    ex.close()  # waits for the kills: then nothing of the run is left
+    assert not wait_gone(long, timeout=1.0)
+    assert not (work / "experiments" / long / "result.json").exists()  # unfinished: a resumed lab re-runs it
+
+
+def _catch(into: list[BaseException], call: Callable[[], object]) -> None:
+    try:
+        call()
+    except BaseException as exc:
+        into.append(exc)
+
+
+def test_await_results_is_wait_as_a_coroutine(tmp_path: Path, scripts_task: ScriptsTask, make_executor: MakeExecutor) -> None:
+    task = scripts_task(tmp_path / "task")
+
+    async def main(ex: Executor) -> tuple[list[str], list[str], int]:
+        ticks = 0
+
+        async def tick() -> None:  # the loop keeps running while the executor waits
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        ex.submit(RunRequest(experiment_id="slow", change=Change(knobs={"sleep": 1.0})))
+        none = await ex.await_results(["slow"], timeout=0.1, poll_s=0.05)
+        done = await ex.await_results(["slow"])
+        ticker.cancel()
+        return [r.experiment_id for r in none], [r.experiment_id for r in done], ticks
+
+    with make_executor(task, tmp_path / "work", slots=1) as ex:
+        none, done, ticks = asyncio.run(main(ex))
+    assert none == [] and done == ["slow"]
+    assert ticks > 10
 
 
 def test_workspace_is_a_copy_and_the_task_folder_is_untouched(tmp_path: Path, scripts_task: ScriptsTask, make_executor: MakeExecutor) -> None:

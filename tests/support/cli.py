@@ -42,10 +42,12 @@ def finished_results(run_dir: Path) -> dict[str, int]:
 
 
 def kill_mid_run(proc: subprocess.Popen[Any], run_dir: Path, *, marker: str = "run.log", timeout: float = 400,
-                 before_kill: Callable[[], None] | None = None) -> dict[str, int]:
+                 before_kill: Callable[[], None] | None = None, sig: signal.Signals = signal.SIGKILL,
+                 exit_timeout: float = 30) -> dict[str, int]:
     """Wait until a lab process has three experiments finished and one in flight (its folder holds
-    ``marker`` and no result), then SIGKILL it; the results finished before the kill. The process
-    is killed and reaped whatever happens, so a failing test leaves no lab behind."""
+    ``marker`` and no result), then send it ``sig`` (SIGKILL) and wait up to ``exit_timeout`` for it
+    to end; the results finished before the signal. The process is killed and reaped whatever
+    happens, so a failing test leaves no lab behind."""
     try:
         deadline = time.time() + timeout
         while time.time() < deadline:
@@ -59,8 +61,8 @@ def kill_mid_run(proc: subprocess.Popen[Any], run_dir: Path, *, marker: str = "r
         if before_kill is not None:
             before_kill()
         before = finished_results(run_dir)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
+        proc.send_signal(sig)
+        proc.wait(timeout=exit_timeout)
         return before
     finally:
         if proc.poll() is None:
