@@ -20,6 +20,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -28,6 +29,7 @@ from typing import Any, Literal
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
+from autosci_graph.graphs.acts import Act, Pause, Steps, adrive, both, drive
 from autosci_graph.graphs.budget import can_start, stop_reason
 from autosci_graph.graphs.context import DONE, LabContext, emit
 from autosci_graph.graphs.share import share
@@ -87,11 +89,11 @@ def _assess_round(ctx: LabContext, state: LabState) -> tuple[int, TurnFailure | 
     return count, failures[-1] if failures else None
 
 
-def _form_teams(ctx: LabContext, view: LabView, needed: int, rotation: int) -> tuple[OrganizeReply | None, TurnFailure | None, dict[str, Any]]:
+def _form_teams(ctx: LabContext, view: LabView, needed: int, rotation: int) -> Steps[tuple[OrganizeReply | None, TurnFailure | None, dict[str, Any]]]:
     """Ask the scientist for hypotheses. A provider failure (HTTP error, time-out) is a failed
     turn, not a failed run: its usage still counts and formation is retried in a later round."""
     try:
-        reply = ctx.scientist.organize(view, n_teams=needed, agents=ctx.settings.roster())
+        reply: OrganizeReply = yield Act(ctx.scientist, "organize", {"view": view, "n_teams": needed, "agents": ctx.settings.roster()})
     except ProviderError as exc:
         used = exc.usage.to_state() if isinstance(exc.usage, Usage) else {}
         return None, TurnFailure(role="organize", kind="error", rotation=rotation, reason=str(exc), agent="organizer"), used
@@ -100,7 +102,15 @@ def _form_teams(ctx: LabContext, view: LabView, needed: int, rotation: int) -> t
 
 def organize(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     """Housekeeping and self-organization before each dispatch."""
-    ctx = runtime.context
+    return drive(_organize(state, runtime.context))
+
+
+async def aorganize(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
+    """:func:`organize` for ``ainvoke``: the scientist's ``aorganize`` is awaited."""
+    return await adrive(_organize(state, runtime.context))
+
+
+def _organize(state: LabState, ctx: LabContext) -> Steps[dict[str, Any]]:
     s = ctx.settings
     ctx.clear_claims()  # claims guard one round of parallel branches, not the whole run
     failed_rounds, last_failure = _assess_round(ctx, state)
@@ -152,10 +162,10 @@ def organize(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
                 wait = min(wait, max(0.0, s.deadline - time.time()))
             if wait > 0:
                 emit({"type": "retry_wait", "seconds": wait, "failed_rounds": failed_rounds})
-                time.sleep(wait)
+                yield Pause(wait)
         # The teams as they stand after this step's falsifications and regroup.
         view = nb.view(seed=s.seed).model_copy(update={"teams": teams})
-        reply, failure, used = _form_teams(ctx, view, needed, rotation)
+        reply, failure, used = yield from _form_teams(ctx, view, needed, rotation)
         update["usage"] = used
         formed = 0
         if reply is not None:
@@ -222,18 +232,24 @@ def _lab_snapshot(state: LabState) -> dict[str, Any]:
 def _branch(i: int, team_graph: Any, max_branches: int) -> Any:
     """Node ``team-i``: the i-th branch of the round's plan runs the team subgraph on the lab
     state it reads as its input (a branch the plan no longer has does nothing)."""
-    def team_branch(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
-        ctx = runtime.context
+    def branch_input(state: LabState, ctx: LabContext) -> dict[str, Any] | None:
         plan = plan_round(ctx, state, max_branches)
         if i >= len(plan.branches):
             ctx.done_thinking()
-            return {}
+            return None
         b = plan.branches[i]
-        payload = {"team_id": b.team_id, "holder": b.holder, "turn": i, "lab": _lab_snapshot(state)}
-        out: dict[str, Any] = team_graph.invoke(payload, context=ctx)
-        return out
+        return {"team_id": b.team_id, "holder": b.holder, "turn": i, "lab": _lab_snapshot(state)}
+
+    def team_branch(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
+        payload = branch_input(state, runtime.context)
+        return {} if payload is None else dict(team_graph.invoke(payload, context=runtime.context))
+
+    async def ateam_branch(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
+        payload = await asyncio.to_thread(branch_input, state, runtime.context)
+        return {} if payload is None else dict(await team_graph.ainvoke(payload, context=runtime.context))
+
     team_branch.__name__ = f"team_{i}"
-    return team_branch
+    return both(team_branch, ateam_branch)
 
 
 def tend(state: LabState, runtime: Runtime[LabContext], max_branches: int = MAX_BRANCHES) -> dict[str, Any]:
@@ -346,7 +362,7 @@ def build_lab_graph(max_branches: int = MAX_BRANCHES) -> StateGraph[Any, Any, An
         print(final["champion"])
     """
     g = StateGraph(LabState, context_schema=LabContext)
-    g.add_node("organize", organize)
+    g.add_node("organize", both(organize, aorganize))
     team_graph = build_team_graph().compile(checkpointer=False, name="team")
     for i in range(max_branches):
         g.add_node(branch_node(i), _branch(i, team_graph, max_branches))

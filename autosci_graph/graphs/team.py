@@ -14,13 +14,14 @@ import operator
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
+from autosci_graph.graphs.acts import Act, Steps, adrive, both, drive
 from autosci_graph.graphs.context import LabContext
 from autosci_graph.graphs.recall import recall_failures
 from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.lab.changes import StackingError, change_key, change_to_run, champion_key, has_code
 from autosci_graph.lab.critique import auto_review
 from autosci_graph.lab.retry import TurnFailure
-from autosci_graph.scientists.base import RecalledMemory
+from autosci_graph.scientists.base import CritiqueReply, ProposeReply, RecalledMemory
 from autosci_graph.scientists.providers import ProviderError
 from autosci_graph.lab.teams import team_experimenters
 from autosci_graph.state import (
@@ -102,7 +103,15 @@ def recall(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
 
 def propose(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     """The team's proposer turns its hypothesis into concrete, tagged changes."""
-    ctx = runtime.context
+    return drive(_propose(state, runtime.context))
+
+
+async def apropose(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
+    """:func:`propose` for ``ainvoke``: the scientist's ``apropose`` is awaited."""
+    return await adrive(_propose(state, runtime.context))
+
+
+def _propose(state: TeamState, ctx: LabContext) -> Steps[dict[str, Any]]:
     nb = _notebook(state, ctx)
     team = _team(state, nb)
     rotation = state["lab"].get("rotation", 0)
@@ -111,7 +120,8 @@ def propose(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     recalled = [RecalledMemory.model_validate(r) for r in state.get("recalled", [])]
     view = nb.view(feedback=feedback, seed=ctx.settings.seed, on_lead=True)
     try:
-        reply = ctx.scientist.propose(view, team=team, author=author, recalled=recalled, n=ctx.settings.proposals_per_turn)
+        reply: ProposeReply = yield Act(ctx.scientist, "propose", {"view": view, "team": team, "author": author, "recalled": recalled,
+                                                               "n": ctx.settings.proposals_per_turn})
     except ProviderError as exc:
         # A failed call is a failed turn: the team passes this round, the lab goes on.
         failure = TurnFailure(role="propose", kind="error", rotation=rotation, reason=str(exc), agent=author, team=team.team_id)
@@ -145,7 +155,15 @@ def propose(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
 def critique(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     """Every proposal is reviewed before it costs compute: the automatic rules, then a critic
     who is not its author. A review without a reason, or no review, means it does not run."""
-    ctx = runtime.context
+    return drive(_critique(state, runtime.context))
+
+
+async def acritique(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
+    """:func:`critique` for ``ainvoke``: the critic's ``acritique`` is awaited."""
+    return await adrive(_critique(state, runtime.context))
+
+
+def _critique(state: TeamState, ctx: LabContext) -> Steps[dict[str, Any]]:
     nb = _notebook(state, ctx)
     team = _team(state, nb)
     view = nb.view(seed=ctx.settings.seed, on_lead=True)
@@ -168,7 +186,8 @@ def critique(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
             reviewer = _reviewer(p.author, team, nb, rotation)
             failure: TurnFailure | None = None
             try:
-                reply = ctx.reviewer.critique(view, proposal=p, reviewer=reviewer, recalled=recalled)
+                reply: CritiqueReply = yield Act(ctx.reviewer, "critique", {"view": view, "proposal": p, "reviewer": reviewer,
+                                                                          "recalled": recalled})
             except ProviderError as exc:
                 usage = add_usage(usage, _usage_of(exc))
                 failure = TurnFailure(role="critique", kind="error", rotation=rotation, reason=str(exc), agent=reviewer,
@@ -331,8 +350,8 @@ def build_team_graph() -> StateGraph[Any, Any, Any, Any]:
     """The uncompiled team subgraph. Compile it with ``checkpointer=False`` (the lab checkpoints)."""
     g = StateGraph(TeamState, context_schema=LabContext, output_schema=TeamOutput)
     g.add_node("recall", recall)
-    g.add_node("propose", propose)
-    g.add_node("critique", critique)
+    g.add_node("propose", both(propose, apropose))
+    g.add_node("critique", both(critique, acritique))
     g.add_node("submit", submit)
     g.add_node("pass_turn", pass_turn)
     g.add_edge(START, "recall")

@@ -7,6 +7,12 @@ and returns structured actions, never prose. Three hooks, one per act of the met
 * :meth:`Scientist.propose` — turn a team's hypothesis into concrete, tagged changes;
 * :meth:`Scientist.critique` — review someone else's proposal before it costs compute.
 
+Each has an async twin (:meth:`~Scientist.aorganize`, :meth:`~Scientist.apropose`,
+:meth:`~Scientist.acritique`), which the lab graph awaits under ``ainvoke``/``astream``. As in
+langchain-core, the async default runs the sync method in a thread executor, so a sync scientist
+works unchanged on either path; one that can wait natively (:class:`LLMScientist`, on the model's
+``ainvoke``) overrides the async hooks too, and many of its calls then overlap without a thread each.
+
 Implementations: :class:`~autosci_graph.scientists.search.SearchScientist` (offline, no LLM) and
 :class:`~autosci_graph.scientists.llm.LLMScientist` (any LangChain chat model). Implementations
 must be thread-safe: parallel team branches call one scientist at the same time.
@@ -21,6 +27,8 @@ from __future__ import annotations
 
 import abc
 from typing import Any
+
+from langchain_core.runnables.config import run_in_executor
 
 from autosci_graph.agent_records import (
     AxisEffect,
@@ -61,6 +69,24 @@ class Scientist(abc.ABC):
         self, view: LabView, *, proposal: Proposal, reviewer: str, recalled: list[RecalledMemory]
     ) -> CritiqueReply:
         """Approve or reject a proposal written by someone else, always with a reason."""
+
+    # -- the async hooks: by default the sync ones, in a thread executor ------------------------
+
+    async def aorganize(self, view: LabView, *, n_teams: int, agents: list[str]) -> OrganizeReply:
+        """:meth:`organize`, awaitable. Default: the sync method in a thread executor."""
+        return await run_in_executor(None, self.organize, view, n_teams=n_teams, agents=agents)
+
+    async def apropose(
+        self, view: LabView, *, team: Team, author: str, recalled: list[RecalledMemory], n: int = 2
+    ) -> ProposeReply:
+        """:meth:`propose`, awaitable. Default: the sync method in a thread executor."""
+        return await run_in_executor(None, self.propose, view, team=team, author=author, recalled=recalled, n=n)
+
+    async def acritique(
+        self, view: LabView, *, proposal: Proposal, reviewer: str, recalled: list[RecalledMemory]
+    ) -> CritiqueReply:
+        """:meth:`critique`, awaitable. Default: the sync method in a thread executor."""
+        return await run_in_executor(None, self.critique, view, proposal=proposal, reviewer=reviewer, recalled=recalled)
 
     def describe(self) -> dict[str, Any]:
         """What to record about this scientist in a run's report."""

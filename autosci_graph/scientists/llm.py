@@ -4,7 +4,9 @@ How an answer becomes an action:
 
 1. The role's prompt (:mod:`~autosci_graph.scientists.prompts`) carries the lab notebook, the role's
    inputs (team, recalled failures, the proposal under review) and the JSON schema of the answer.
-2. The model is called with plain ``invoke``: no tool calling, no provider-specific structured-output
+2. The model is called with plain ``invoke`` (``ainvoke`` on the async hooks, ``aorganize``...,
+   which the lab graph awaits under ``ainvoke``: many calls overlap on one event loop, no thread
+   each): no tool calling, no provider-specific structured-output
    mode, so the same code works with OpenAI, Anthropic, Ollama and small local servers that support
    neither. The first JSON object in the reply is extracted (fences and ``<think>`` blocks tolerated)
    and validated by the role's pydantic schema, then checked against the task and the lab state.
@@ -26,12 +28,13 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Any, Literal, TypeVar
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
@@ -63,7 +66,6 @@ from autosci_graph.state import Proposal, Team, Usage
 
 log = logging.getLogger(__name__)
 
-A = TypeVar("A", bound=BaseModel)
 #: How the answer's schema reaches the model (see :class:`LLMScientist`).
 StructuredOutput = Literal["prompt", "json_schema"]
 
@@ -222,52 +224,65 @@ class LLMScientist(Scientist):
         Authorship of the drafts is spread round-robin over ``agents``; each agent then votes for
         the best-ranked draft it did not write (the model's ranking, then its ``promise``).
         """
-        agent = agents[0] if agents else "organizer"
-        messages = prompts.organize_messages(view, n_teams=n_teams, agent=agent, settings=self.prompt_settings)
+        return _organize_reply(self._ask(self._organize_question(view, n_teams, agents)))
 
-        asked = self._ask(
-            "organize", self.organizer_model, messages, OrganizeAnswer,
-            lambda answer: check_hypotheses(answer, view, n_teams=n_teams, agents=agents),
-            self._format(OrganizeAnswer, view, n_teams + 1),
-        )
-        hypotheses = asked.checked.items if asked.checked else []
-        votes = asked.checked.votes if asked.checked else []
-        return OrganizeReply(hypotheses=hypotheses, votes=votes, usage=asked.usage, dropped=asked.dropped)
+    async def aorganize(self, view: LabView, *, n_teams: int, agents: list[str]) -> OrganizeReply:
+        """:meth:`organize` on the model's ``ainvoke``."""
+        return _organize_reply(await self._aask(self._organize_question(view, n_teams, agents)))
 
     def propose(
         self, view: LabView, *, team: Team, author: str, recalled: list[RecalledMemory], n: int = 2
     ) -> ProposeReply:
         """Up to ``n`` proposals for ``team``; ``recalled`` failures are shown in the prompt and
         a proposal repeating one without ``what_is_different`` is sent back for repair."""
+        return _propose_reply(self._ask(self._propose_question(view, team, author, recalled, n)))
+
+    async def apropose(
+        self, view: LabView, *, team: Team, author: str, recalled: list[RecalledMemory], n: int = 2
+    ) -> ProposeReply:
+        """:meth:`propose` on the model's ``ainvoke``."""
+        return _propose_reply(await self._aask(self._propose_question(view, team, author, recalled, n)))
+
+    def critique(
+        self, view: LabView, *, proposal: Proposal, reviewer: str, recalled: list[RecalledMemory]
+    ) -> CritiqueReply:
+        """A review with a specific reason, or ``review=None`` (see ``dropped``) after failed repair."""
+        return _critique_reply(self._ask(self._critique_question(view, proposal, reviewer, recalled)))
+
+    async def acritique(
+        self, view: LabView, *, proposal: Proposal, reviewer: str, recalled: list[RecalledMemory]
+    ) -> CritiqueReply:
+        """:meth:`critique` on the model's ``ainvoke``."""
+        return _critique_reply(await self._aask(self._critique_question(view, proposal, reviewer, recalled)))
+
+    def _organize_question(self, view: LabView, n_teams: int, agents: list[str]) -> _Question:
+        agent = agents[0] if agents else "organizer"
+        messages = prompts.organize_messages(view, n_teams=n_teams, agent=agent, settings=self.prompt_settings)
+        return _Question("organize", self.organizer_model, messages, OrganizeAnswer,
+                         lambda answer: check_hypotheses(answer, view, n_teams=n_teams, agents=agents),
+                         self._format(OrganizeAnswer, view, n_teams + 1))
+
+    def _propose_question(self, view: LabView, team: Team, author: str, recalled: list[RecalledMemory], n: int) -> _Question:
         messages = prompts.propose_messages(
             view, team=team, author=author, recalled=recalled, n=n, settings=self.prompt_settings
         )
-        asked = self._ask(
+        return _Question(
             "propose", self.model, messages, ProposeAnswer,
             lambda answer: check_proposals(
                 answer, view, team=team.team_id, author=author, recalled=recalled, n=n, rules=self.rules
             ),
             self._format(ProposeAnswer, view, n),
         )
-        proposals = asked.checked.items if asked.checked else []
-        return ProposeReply(proposals=proposals, usage=asked.usage, dropped=asked.dropped)
 
-    def critique(
-        self, view: LabView, *, proposal: Proposal, reviewer: str, recalled: list[RecalledMemory]
-    ) -> CritiqueReply:
-        """A review with a specific reason, or ``review=None`` (see ``dropped``) after failed repair."""
+    def _critique_question(self, view: LabView, proposal: Proposal, reviewer: str, recalled: list[RecalledMemory]) -> _Question:
         if reviewer == proposal.author:
             raise ValueError(f"{reviewer} cannot review its own proposal {proposal.proposal_id}")
         messages = prompts.critique_messages(
             view, proposal=proposal, reviewer=reviewer, recalled=recalled, settings=self.prompt_settings
         )
-        asked = self._ask(
-            "critique", self.critic_model, messages, ReviewAnswer,
-            lambda answer: check_review(answer, view, proposal=proposal, recalled=recalled),
-            self._format(ReviewAnswer, view, None),
-        )
-        review = asked.checked.items[0] if asked.checked and asked.checked.items else None
-        return CritiqueReply(review=review, usage=asked.usage, dropped=asked.dropped)
+        return _Question("critique", self.critic_model, messages, ReviewAnswer,
+                         lambda answer: check_review(answer, view, proposal=proposal, recalled=recalled),
+                         self._format(ReviewAnswer, view, None))
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -286,65 +301,133 @@ class LLMScientist(Scientist):
             return None
         return response_format(schema, view, name=schema.__name__, max_items=max_items, step_menu=self.step_menu)
 
-    def _ask(
-        self,
-        role: str,
-        model: BaseChatModel,
-        messages: list[BaseMessage],
-        schema: type[A],
-        check: Callable[[A], Checked],
-        format: dict[str, Any] | None = None,
-    ) -> _Asked:
+    def _ask(self, q: _Question) -> _Asked:
         asked = _Asked()
-        conversation = list(messages)
-        attempts = 1 + self.max_repairs
+        conversation = list(q.messages)
         errors: list[str] = []
-        for attempt in range(1, attempts + 1):
+        for attempt in range(1, self._attempts + 1):
             try:
-                reply = self._invoke(role, model, conversation, format)
+                reply = self._invoke(q.role, q.model, conversation, q.format)
             except ProviderError as exc:
                 exc.usage = add(asked.usage, Usage(calls=1, failed_calls=1))
                 raise
-            text = reply.text
-            errors = []
-            try:
-                answer = schema.model_validate(extract_json_object(text))
-            except AnswerFormatError as exc:
-                errors = [str(exc)]
-            except ValidationError as exc:
-                errors = [f"the JSON does not match the schema: {format_validation_error(exc)}"]
-            else:
-                checked = check(answer)
-                errors = checked.errors
-                if checked.items or asked.checked is None:
-                    asked.checked = checked
-            asked.usage = add(asked.usage, self._meter.record(reply, failed=bool(errors)))
+            errors = self._read(q, asked, reply, attempt)
             if not errors:
                 return asked
-            log.info("%s %s: answer %d/%d invalid: %s", self.name, role, attempt, attempts, "; ".join(errors))
-            conversation += [AIMessage(content=text), prompts.repair_message(errors)]
+            conversation += [AIMessage(content=reply.text), prompts.repair_message(errors)]
+        return self._give_up(q, asked, errors)
+
+    async def _aask(self, q: _Question) -> _Asked:
+        """:meth:`_ask` with the model's ``ainvoke``: the same validation, repair and usage."""
+        asked = _Asked()
+        conversation = list(q.messages)
+        errors: list[str] = []
+        for attempt in range(1, self._attempts + 1):
+            try:
+                reply = await self._ainvoke(q.role, q.model, conversation, q.format)
+            except ProviderError as exc:
+                exc.usage = add(asked.usage, Usage(calls=1, failed_calls=1))
+                raise
+            errors = self._read(q, asked, reply, attempt)
+            if not errors:
+                return asked
+            conversation += [AIMessage(content=reply.text), prompts.repair_message(errors)]
+        return self._give_up(q, asked, errors)
+
+    @property
+    def _attempts(self) -> int:
+        return 1 + self.max_repairs
+
+    def _read(self, q: _Question, asked: _Asked, reply: AIMessage, attempt: int) -> list[str]:
+        """Validate one answer into ``asked``, count its call; the problems left (none: done)."""
+        text = reply.text
+        errors: list[str] = []
+        try:
+            answer = q.schema.model_validate(extract_json_object(text))
+        except AnswerFormatError as exc:
+            errors = [str(exc)]
+        except ValidationError as exc:
+            errors = [f"the JSON does not match the schema: {format_validation_error(exc)}"]
+        else:
+            checked = q.check(answer)
+            errors = checked.errors
+            if checked.items or asked.checked is None:
+                asked.checked = checked
+        asked.usage = add(asked.usage, self._meter.record(reply, failed=bool(errors)))
+        if errors:
+            log.info("%s %s: answer %d/%d invalid: %s", self.name, q.role, attempt, self._attempts, "; ".join(errors))
+        return errors
+
+    def _give_up(self, q: _Question, asked: _Asked, errors: list[str]) -> _Asked:
         kept = len(asked.checked.items) if asked.checked else 0
         problems = asked.checked.errors if asked.checked and kept else errors
-        reason = f"{role}: still invalid after {attempts} attempts ({'; '.join(problems)}); kept {kept} valid item(s)"
+        reason = f"{q.role}: still invalid after {self._attempts} attempts ({'; '.join(problems)}); kept {kept} valid item(s)"
         asked.dropped.append(reason)
         log.warning("%s %s", self.name, reason)
         return asked
 
     def _invoke(self, role: str, model: BaseChatModel, conversation: list[BaseMessage],
                 format: dict[str, Any] | None = None) -> AIMessage:
-        config = {"run_name": f"autosci.{role}", "tags": ["autosci", role], "metadata": {"scientist": self.name}}
-        runnable: Any = model.bind(response_format=format) if format is not None else model
+        runnable, config = self._runnable(role, model, format)
         try:
             reply = _call_with_timeout(lambda: runnable.invoke(conversation, config=config), self.call_timeout_s)
         except Exception as exc:  # any failure of the provider itself is a failed system
-            self._meter.record(None, failed=True)
-            raise ProviderError(
-                f"{role}: the model {model_name(model)!r} could not be called ({type(exc).__name__}: {exc}); "
-                "check that its server is running and reachable, the model name and the API key"
-            ) from exc
-        if not isinstance(reply, AIMessage):
-            return AIMessage(content=str(getattr(reply, "content", reply)))
-        return reply
+            raise self._failed(role, model, exc) from exc
+        return _as_message(reply)
+
+    async def _ainvoke(self, role: str, model: BaseChatModel, conversation: list[BaseMessage],
+                       format: dict[str, Any] | None = None) -> AIMessage:
+        runnable, config = self._runnable(role, model, format)
+        try:
+            # No thread: the call is awaited on the event loop, and given up after call_timeout_s.
+            reply = await asyncio.wait_for(runnable.ainvoke(conversation, config=config), self.call_timeout_s)
+        except asyncio.TimeoutError:
+            raise self._failed(role, model, CallTimeout(f"no answer within {self.call_timeout_s:g} s (call_timeout_s)")) from None
+        except Exception as exc:
+            raise self._failed(role, model, exc) from exc
+        return _as_message(reply)
+
+    def _runnable(self, role: str, model: BaseChatModel, format: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+        config = {"run_name": f"autosci.{role}", "tags": ["autosci", role], "metadata": {"scientist": self.name}}
+        return (model.bind(response_format=format) if format is not None else model), config
+
+    def _failed(self, role: str, model: BaseChatModel, exc: BaseException) -> ProviderError:
+        self._meter.record(None, failed=True)
+        return ProviderError(
+            f"{role}: the model {model_name(model)!r} could not be called ({type(exc).__name__}: {exc}); "
+            "check that its server is running and reachable, the model name and the API key"
+        )
+
+
+@dataclass(frozen=True)
+class _Question:
+    """One role's question: who answers, the prompt, the answer's schema and its checks."""
+
+    role: str
+    model: BaseChatModel
+    messages: list[BaseMessage]
+    schema: type[BaseModel]
+    check: Callable[[Any], Checked]
+    format: dict[str, Any] | None = None
+
+
+def _organize_reply(asked: _Asked) -> OrganizeReply:
+    hypotheses = asked.checked.items if asked.checked else []
+    votes = asked.checked.votes if asked.checked else []
+    return OrganizeReply(hypotheses=hypotheses, votes=votes, usage=asked.usage, dropped=asked.dropped)
+
+
+def _propose_reply(asked: _Asked) -> ProposeReply:
+    return ProposeReply(proposals=asked.checked.items if asked.checked else [], usage=asked.usage, dropped=asked.dropped)
+
+
+def _critique_reply(asked: _Asked) -> CritiqueReply:
+    review = asked.checked.items[0] if asked.checked and asked.checked.items else None
+    return CritiqueReply(review=review, usage=asked.usage, dropped=asked.dropped)
+
+
+def _as_message(reply: Any) -> AIMessage:
+    return reply if isinstance(reply, AIMessage) else AIMessage(content=str(getattr(reply, "content", reply)))
 
 
 class CallTimeout(TimeoutError):

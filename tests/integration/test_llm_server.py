@@ -6,8 +6,10 @@ tests check what really went over the wire: the prompts, the repair rounds, the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -112,6 +114,43 @@ def test_parallel_branches_share_one_scientist(server: OpenAICompatServer) -> No
         assert all(len(r.proposals) == 2 for r in replies)
         assert sci.total_usage.calls == len(srv.requests) == 8
         assert sci.total_usage.input_tokens == srv.served_prompt_tokens
+
+
+def test_the_async_hooks_overlap_their_requests_on_one_event_loop() -> None:
+    """apropose and acritique awaited together: both requests are in flight at the server at once
+    (a barrier lets neither through alone), and no call runs in a thread of its own."""
+    barrier = threading.Barrier(2, timeout=60)
+    threads: list[list[str]] = []
+
+    def both_in_flight() -> None:
+        barrier.wait()  # raises BrokenBarrierError (the request fails) if the client sent them one by one
+        threads.append([t.name for t in threading.enumerate()])
+
+    srv = OpenAICompatServer(lambda body: GOOD if "Propose" in body["messages"][-1]["content"] else REVIEW)
+    srv.hold = both_in_flight
+    with srv:
+        sci = LLMScientist(chat(srv), call_timeout_s=120)
+        view, team = make_view(), make_team()
+
+        async def main() -> tuple:  # type: ignore[type-arg]
+            return await asyncio.gather(
+                sci.apropose(view, team=team, author="exp-1", recalled=[]),
+                sci.acritique(view, proposal=make_proposal(axis="n_layer", knobs={"n_layer": 6}), reviewer="ana-2",
+                              recalled=make_recalled()))
+
+        proposed, reviewed = asyncio.run(main())
+    assert srv.max_in_flight == 2 and len(srv.requests) == 2
+    assert len(proposed.proposals) == 2 and reviewed.review is not None and not reviewed.review.approve
+    assert threads and not any("autosci-llm-call" in name for names in threads for name in names)
+    assert sci.total_usage.calls == 2 and sci.total_usage.input_tokens == srv.served_prompt_tokens
+
+
+def test_an_async_call_past_its_time_out_is_a_provider_error(server: OpenAICompatServer) -> None:
+    server.push(ScriptedReply(content=GOOD, delay_s=3.0))
+    sci = LLMScientist(chat(server), call_timeout_s=0.2)
+    with pytest.raises(ProviderError, match="CallTimeout"):
+        asyncio.run(sci.apropose(make_view(), team=make_team(), author="exp-1", recalled=[]))
+    assert sci.total_usage.failed_calls == 1
 
 
 def test_server_errors_and_unreachable_servers_raise_a_project_error(server: OpenAICompatServer) -> None:

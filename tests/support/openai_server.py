@@ -71,6 +71,12 @@ class OpenAICompatServer:
         #: Usage the server has reported so far (successful replies only).
         self.served_prompt_tokens = 0
         self.served_completion_tokens = 0
+        #: Chat requests being answered now, and the most there ever were at once.
+        self.in_flight = 0
+        self.max_in_flight = 0
+        #: Called (outside the server's lock) by each request before it is answered, e.g. a
+        #: barrier that only lets requests through once several are in flight together.
+        self.hold: Callable[[], None] | None = None
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -146,6 +152,18 @@ class OpenAICompatServer:
                 except json.JSONDecodeError as exc:
                     self._send_json(400, {"error": {"message": f"bad JSON: {exc}", "type": "invalid_request"}})
                     return
+                with server._lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                try:
+                    if server.hold is not None:
+                        server.hold()
+                    self._answer(body)
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+
+            def _answer(self, body: dict[str, Any]) -> None:
                 reply = server._next(body)
                 if reply.delay_s:
                     time.sleep(reply.delay_s)

@@ -16,6 +16,7 @@ each mistake out. The package has no human scientist yet; one joins by adding an
 from __future__ import annotations
 
 import ast
+import asyncio
 import json
 import math
 import re
@@ -414,6 +415,20 @@ def test_concurrent_proposals_equal_sequential_ones(impl: Impl) -> None:
 
     with ThreadPoolExecutor(len(jobs)) as pool:
         assert list(pool.map(work, jobs)) == sequential
+
+
+def test_the_async_hooks_answer_as_the_sync_ones_awaited_together(impl: Impl) -> None:
+    sequential = _acts(impl.make(), "history")
+    s, lab = impl.make(), VIEWS["history"]()
+
+    async def together() -> list[Any]:
+        return list(await asyncio.gather(
+            s.aorganize(lab, n_teams=2, agents=AGENTS),
+            s.apropose(lab, team=TEAMS["history"], author="experimenter-1", recalled=RECALLED, n=2),
+            s.acritique(lab, proposal=_to_review(), reviewer="analyst-1", recalled=RECALLED),
+        ))
+
+    assert [_fingerprint(r) for r in asyncio.run(together())] == sequential
 
 
 # -- usage ---------------------------------------------------------------------------------------
