@@ -16,10 +16,14 @@ outer graph whose *input is plain JSON* naming a task folder and the run's setti
   events stream to the caller with ``stream_subgraphs=True``), then writes ``results.tsv``,
   ``progress.png`` and ``report.md`` to the run directory and returns a summary.
 
-Both nodes are synchronous functions. The server runs graphs on an asyncio event loop and refuses
-blocking calls on it (unless started with ``--allow-blocking``); LangGraph runs a synchronous node
-in a worker thread, so the subprocesses, file I/O and waits of a lab never touch the loop and the
-server needs no extra flag.
+``prepare`` is a synchronous function; ``lab`` has a sync body (``invoke``) and an async one
+(``ainvoke``, which the server uses). The server runs graphs on an asyncio event loop and refuses
+blocking calls on it (unless started with ``--allow-blocking``): LangGraph runs a synchronous node
+in a worker thread, and the async ``lab`` builds its services, waits and writes its report in
+worker threads, so the subprocesses, file I/O and waits of a lab never touch the loop and the
+server needs no extra flag. Cancelling a run (``client.runs.cancel``) cancels the async ``lab``:
+its experiments are killed and left unfinished, and a new run on the same thread with no input
+(``client.runs.wait(thread_id, "lab", input=None)``) resumes the lab from its checkpoint.
 
 Drive it with ``langgraph_sdk``::
 
@@ -35,11 +39,14 @@ Secrets (``OPENAI_API_KEY``, ...) are read from the server's environment, never 
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Required, TypedDict
 
+from langchain_core.runnables import RunnableLambda
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -177,11 +184,28 @@ def prepare(state: ServerState) -> dict[str, Any]:
     return {"task_dir": str(task.root), "task_name": task.name, "run_id": run_id, "run_dir": str(run_dir)}
 
 
-def lab(state: ServerState) -> dict[str, Any]:
-    """Build the run's services, run the lab graph as a subgraph, write the report."""
+@dataclass
+class _Run:
+    """A server run's services, built from its request."""
+
+    spec: Any
+    task: Any
+    run_dir: Path
+    ctx: Any
+    graph: Any
+
+    @property
+    def config(self) -> dict[str, Any]:
+        from autosci_graph.runner import RECURSION_LIMIT
+
+        return {"recursion_limit": RECURSION_LIMIT, "run_name": f"autosci-{self.spec.mode}",
+                "tags": ["autosci", self.spec.mode, self.task.name],
+                "metadata": {"task": self.task.name, "run_id": self.spec.run_id}}
+
+
+def _services(state: ServerState) -> _Run:
     from autosci_graph.graphs.context import LabContext
-    from autosci_graph.graphs.state import Notebook
-    from autosci_graph.runner import RECURSION_LIMIT, RunSpec, build_graph, make_scientist, write_outputs
+    from autosci_graph.runner import RunSpec, build_graph, make_scientist
     from autosci_graph.tools.executors import make_executor
 
     spec = RunSpec(task_dir=state["task_dir"], run_id=state["run_id"], settings=_settings(state),
@@ -206,23 +230,56 @@ def lab(state: ServerState) -> dict[str, Any]:
                              address=spec.ray_address, cpus_per_slot=spec.cpus_per_slot)
     ctx = LabContext(task=task, executor=executor, scientist=make_scientist(spec), memory=memory,
                      settings=spec.lab_settings(), poll_s=1.0)
-    write = get_stream_writer()
-    write({"type": "run_started", "run_id": spec.run_id, "run_dir": str(run_dir), "task": task.name, "mode": spec.mode})
-    try:
-        # No checkpointer of its own: the subgraph checkpoints into the server's, under this thread.
-        graph = build_graph(spec.mode).compile(name=f"autosci-{spec.mode}")
-        final = graph.invoke({"run_id": spec.run_id}, context=ctx, config={
-            "recursion_limit": RECURSION_LIMIT, "run_name": f"autosci-{spec.mode}",
-            "tags": ["autosci", spec.mode, task.name], "metadata": {"task": task.name, "run_id": spec.run_id}})
-    finally:
-        executor.close()
-    outputs = write_outputs(final, task, run_dir)
-    nb = Notebook(final, task)  # type: ignore[arg-type]
+    # No checkpointer of its own: the subgraph checkpoints into the server's, under this thread.
+    graph = build_graph(spec.mode).compile(name=f"autosci-{spec.mode}")
+    return _Run(spec, task, run_dir, ctx, graph)
+
+
+def _started(run: _Run) -> None:
+    get_stream_writer()({"type": "run_started", "run_id": run.spec.run_id, "run_dir": str(run.run_dir),
+                         "task": run.task.name, "mode": run.spec.mode})
+
+
+def _summary(run: _Run, final: dict[str, Any]) -> dict[str, Any]:
+    from autosci_graph.graphs.state import Notebook
+    from autosci_graph.runner import write_outputs
+
+    outputs = write_outputs(final, run.task, run.run_dir)
+    nb = Notebook(final, run.task)  # type: ignore[arg-type]
     keeps = sum(1 for e in nb.log if e.outcome == "keep" and e.kind != "baseline")
-    write({"type": "run_finished", "run_id": spec.run_id, "stop_reason": final.get("stop_reason"),
-           "metric": (final.get("champion") or {}).get("metric"), "report": str(outputs["report"])})
+    get_stream_writer()({"type": "run_finished", "run_id": run.spec.run_id, "stop_reason": final.get("stop_reason"),
+                         "metric": (final.get("champion") or {}).get("metric"), "report": str(outputs["report"])})
     return {"stop_reason": final.get("stop_reason"), "champion": final.get("champion"), "experiments": len(nb.log),
             "keeps": keeps, "usage": dict(final.get("usage") or {}), "outputs": {k: str(v) for k, v in outputs.items()}}
+
+
+def lab(state: ServerState) -> dict[str, Any]:
+    """Build the run's services, run the lab graph as a subgraph, write the report."""
+    run = _services(state)
+    _started(run)
+    try:
+        final = run.graph.invoke({"run_id": run.spec.run_id}, context=run.ctx, config=run.config)
+    finally:
+        run.ctx.executor.close()
+    return _summary(run, final)
+
+
+async def alab(state: ServerState) -> dict[str, Any]:
+    """:func:`lab` on the server's event loop (``ainvoke``/``astream``, as ``langgraph dev`` runs
+    it). A cancelled run (``runs.cancel``) cancels the executor at once: its experiments are killed
+    (TERM to their process groups, KILL after the grace period) and left unfinished; the lab's
+    checkpoint stays in the server's, so a new run on the thread with no input resumes it."""
+    run = await asyncio.to_thread(_services, state)  # data preparation, memory, imports: off the loop
+    _started(run)
+    try:
+        final = await run.graph.ainvoke({"run_id": run.spec.run_id}, context=run.ctx, config=run.config)
+    except asyncio.CancelledError:
+        run.ctx.executor.cancel()
+        raise
+    finally:
+        # Shielded: a second cancel must not leave the kills half done.
+        await asyncio.shield(asyncio.to_thread(run.ctx.executor.close))
+    return await asyncio.to_thread(_summary, run, final)
 
 
 def build_server_graph() -> StateGraph:
@@ -236,7 +293,7 @@ def build_server_graph() -> StateGraph:
     """
     g = StateGraph(ServerState, input_schema=LabRequest, output_schema=LabResult)
     g.add_node("prepare", prepare)
-    g.add_node("lab", lab)
+    g.add_node("lab", RunnableLambda(lab, afunc=alab, name="lab"))  # invoke runs lab, ainvoke alab
     g.add_edge(START, "prepare")
     g.add_edge("prepare", "lab")
     g.add_edge("lab", END)

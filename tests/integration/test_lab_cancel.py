@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from autosci_graph.runner import load_state
-from autosci_graph.tools.env import RUN_MARKER
 from tests.support.cli import finished_results, kill_mid_run
+from tests.support.processes import lab_processes, live_groups
 
 pytestmark = pytest.mark.integration
 
@@ -31,36 +31,8 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "autosci_graph.cli", *args]
 
 
-def _live_processes() -> dict[int, tuple[int, list[bytes]]]:
-    """Every live (non-zombie) process: its process group and environment. A zombie is dead; this
-    container's init may be slow to reap the ones a killed sandbox leaves."""
-    found: dict[int, tuple[int, list[bytes]]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as fh:
-                stat = fh.read()
-            fields = stat[stat.rindex(b")") + 2 :].split()
-            if fields[0] in (b"Z", b"X"):
-                continue
-            with open(f"/proc/{entry.name}/environ", "rb") as fh:
-                found[int(entry.name)] = (int(fields[2]), fh.read().split(b"\0"))
-        except (OSError, ValueError):
-            continue
-    return found
-
-
 def _runs_alive(run_dir: Path) -> dict[int, int]:
-    """Live processes of this run's experiments (found by their marker), with their process group."""
-    run_id = json.loads((run_dir / "run.json").read_text())["run_id"]
-    needle = f"{RUN_MARKER}={run_id}-".encode()  # markers are <experiment id>@..., ids start with the run id
-    return {pid: pgid for pid, (pgid, environ) in _live_processes().items() if any(v.startswith(needle) for v in environ)}
-
-
-def _groups_alive(pgids: set[int]) -> set[int]:
-    """Those of ``pgids`` that still have a live member."""
-    return {pgid for pgid, _ in _live_processes().values()} & pgids
+    return lab_processes(json.loads((run_dir / "run.json").read_text())["run_id"])
 
 
 def test_sigint_stops_experiments_and_resume_runs_them_again(tmp_path: Path) -> None:
@@ -88,7 +60,7 @@ def test_sigint_stops_experiments_and_resume_runs_them_again(tmp_path: Path) -> 
     assert "Traceback" not in stderr
     # No process of any experiment is left, and none of the process groups seen running.
     assert not _runs_alive(run_dir)
-    assert not _groups_alive(set(seen.values())), "an experiment's process group survived the interrupt"
+    assert not live_groups(set(seen.values())), "an experiment's process group survived the interrupt"
 
     # A checkpoint is there, and the stopped experiments have no result (they are not crashes).
     assert (run_dir / "checkpoints.sqlite").is_file()

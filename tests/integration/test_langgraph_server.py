@@ -145,3 +145,40 @@ def test_a_threadless_run_returns_the_result(server: str, tmp_path: Path) -> Non
                                                  "memory": False, "run_dir": str(tmp_path / "run")})
     assert final["experiments"] == 3 and final["stop_reason"] == "experiment budget spent (3)"
     assert Path(final["outputs"]["report"]).is_file()
+
+
+def test_runs_cancel_stops_the_experiments_and_the_thread_resumes(server: str, tmp_path: Path) -> None:
+    """``runs.cancel`` mid-run: no experiment process is left alive; a new run on the thread with
+    no input resumes the lab and finishes the budget, the stopped experiments run again."""
+    from langgraph_sdk import get_sync_client
+
+    from tests.support.cli import finished_results
+    from tests.support.processes import lab_processes, live_groups
+
+    client = get_sync_client(url=server, api_key=None)
+    thread = client.threads.create()["thread_id"]
+    run_dir = tmp_path / "run"
+    request = {"task_dir": str(TASK), "teams": 2, "slots": 2, "max_experiments": 8, "stop_after_no_keep": 0,
+               "memory": False, "run_dir": str(run_dir), "run_id": "cancelled", "fixed": {"sleep": 3}}
+    run = client.runs.create(thread, "lab", input=request)
+    seen: dict[int, int] = {}
+    deadline = time.monotonic() + 300
+    while not (len(finished_results(run_dir)) >= 3 and seen):
+        assert time.monotonic() < deadline, "never saw three finished experiments and one in flight"
+        assert client.runs.get(thread, run["run_id"])["status"] in ("pending", "running")
+        seen.update(lab_processes("cancelled"))
+        time.sleep(0.1)
+    before = finished_results(run_dir)
+    stopped = {p.parent.name for p in (run_dir / "experiments").glob("*/request.json")} - set(before)
+    client.runs.cancel(thread, run["run_id"], wait=True)
+    deadline = time.monotonic() + 30
+    while (lab_processes("cancelled") or live_groups(set(seen.values()))) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not lab_processes("cancelled") and not live_groups(set(seen.values())), "an experiment outlived runs.cancel"
+    assert stopped and not [e for e in stopped if (run_dir / "experiments" / e / "result.json").exists()]
+
+    final = client.runs.wait(thread, "lab", input=None)
+    assert final["experiments"] == 8 and final["stop_reason"] == "experiment budget spent (8)", final
+    after = finished_results(run_dir)
+    assert len(after) == 8 and stopped <= set(after)
+    assert all(after[e] == m for e, m in before.items()), "an experiment finished before the cancel ran again"
