@@ -168,13 +168,13 @@ def test_runs_cancel_stops_the_experiments_and_the_thread_resumes(server: str, t
         assert client.runs.get(thread, run["run_id"])["status"] in ("pending", "running")
         seen.update(lab_processes("cancelled"))
         time.sleep(0.1)
-    before = finished_results(run_dir)
-    stopped = {p.parent.name for p in (run_dir / "experiments").glob("*/request.json")} - set(before)
     client.runs.cancel(thread, run["run_id"], wait=True)
     deadline = time.monotonic() + 30
     while (lab_processes("cancelled") or live_groups(set(seen.values()))) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not lab_processes("cancelled") and not live_groups(set(seen.values())), "an experiment outlived runs.cancel"
+    before = finished_results(run_dir)  # read once nothing runs: an experiment may finish just before the cancel
+    stopped = {p.parent.name for p in (run_dir / "experiments").glob("*/request.json")} - set(before)
     assert stopped and not [e for e in stopped if (run_dir / "experiments" / e / "result.json").exists()]
 
     final = client.runs.wait(thread, "lab", input=None)

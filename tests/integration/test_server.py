@@ -44,13 +44,15 @@ def test_a_cancelled_server_run_stops_its_experiments_and_resumes(tmp_path: Path
             if len(finished_results(run_dir)) >= 3 and seen:
                 break
             await asyncio.sleep(0.1)
-        before = finished_results(run_dir)
-        started = {p.parent.name for p in (run_dir / "experiments").glob("*/request.json")}
         run.cancel()
         t0 = time.monotonic()
         with pytest.raises(asyncio.CancelledError):
             await run
-        return before, started - set(before), time.monotonic() - t0
+        took = time.monotonic() - t0
+        # Read once the run is over: an experiment may finish just before the cancel.
+        before = finished_results(run_dir)
+        started = {p.parent.name for p in (run_dir / "experiments").glob("*/request.json")}
+        return before, started - set(before), took
 
     before, stopped, took = asyncio.run(run_then_cancel())
     assert took < 30, f"the cancel took {took:.1f} s"
