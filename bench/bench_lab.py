@@ -198,13 +198,27 @@ class _TimedScientist(SearchScientist):
     def __init__(self) -> None:
         super().__init__()
         self.seconds = 0.0
+        #: (start, end) of every call: parallel branches think at once, so their sum overstates
+        #: the wall time spent thinking (see :meth:`thinking_wall`).
+        self.intervals: list[tuple[float, float]] = []
 
     def _timed(self, fn: Any, *a: Any, **k: Any) -> Any:
         t = time.perf_counter()
         try:
             return fn(*a, **k)
         finally:
-            self.seconds += time.perf_counter() - t
+            end = time.perf_counter()
+            self.seconds += end - t
+            self.intervals.append((t, end))  # list.append is atomic under the GIL
+
+    def thinking_wall(self) -> float:
+        """Wall-clock seconds during which at least one call was running (the union of the calls)."""
+        total, reach = 0.0, -float("inf")
+        for start, end in sorted(self.intervals):
+            if end > reach:
+                total += end - max(start, reach)
+                reach = end
+        return total
 
     def organize(self, *a: Any, **k: Any) -> Any:
         return self._timed(super().organize, *a, **k)
