@@ -116,6 +116,12 @@ class LabSettings:
     rules: CritiqueRules = field(default_factory=CritiqueRules)
     #: Similar past failures recalled before each proposal.
     recall_k: int = 5
+    #: A human critic after the automatic ones: every proposal a team chose to run waits, with
+    #: its diff and reviews, in an ``interrupt()`` of the ``approve`` node until a
+    #: ``Command(resume=...)`` approves, rejects (with a reason) or edits it
+    #: (:mod:`autosci_graph.graphs.approval`). Needs a checkpointer; freed slots then take no
+    #: approved work without a human (``refill_while_thinking`` has no effect).
+    human_approval: bool = False
 
     def __post_init__(self) -> None:
         if self.n_teams < 1:
@@ -206,8 +212,9 @@ class LabContext:
     def refills(self) -> bool:
         """Whether freed slots take approved work at once (:mod:`autosci_graph.graphs.refill`).
         Never with a synchronous executor: it finishes each run inside ``submit``, so no slot is
-        ever busy while teams think and there is nothing to refill."""
-        return self.settings.refill_while_thinking and not self.executor.synchronous
+        ever busy while teams think and there is nothing to refill. Never under human approval:
+        every proposal that runs waits for its verdict in ``approve``, approved work included."""
+        return self.settings.refill_while_thinking and not self.executor.synchronous and not self.settings.human_approval
 
     @property
     def reviewer(self) -> "Scientist":

@@ -13,6 +13,8 @@
   experimenter, plus teams thinking ahead; each runs the team subgraph (recall → propose →
   critique ⟲ revise → submit) on the lab state it reads as its input;
 * ``tend`` — beside them, gives a slot that frees the teams' approved work at once;
+* ``approve`` — only with ``LabSettings.human_approval``: after the branches, a human's verdict on
+  each proposal they chose, through ``interrupt()`` (:mod:`autosci_graph.graphs.approval`);
 * ``collect`` — waits until *any* experiment finishes, so a freed slot is refilled at once
   instead of idling behind the slowest team;
 * ``share`` — logs, judges (noise-aware promotion), remembers and broadcasts every result.
@@ -30,6 +32,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from autosci_graph.graphs.acts import Act, Pause, Steps, adrive, both, drive
+from autosci_graph.graphs.approval import approve
 from autosci_graph.graphs.budget import can_start, stop_reason
 from autosci_graph.graphs.context import DONE, LabContext, emit
 from autosci_graph.graphs.share import share
@@ -226,7 +229,12 @@ def branch_node(i: int) -> str:
 
 def _lab_snapshot(state: LabState) -> dict[str, Any]:
     # What a team reads; reviews, events and usage are the lab's own records, not inputs to a turn.
-    return {k: v for k, v in state.items() if k not in ("inbox", "reviews", "events", "usage")}
+    return {k: v for k, v in state.items() if k not in ("inbox", "reviews", "events", "usage", "awaiting")}
+
+
+def after_branch(state: LabState, runtime: Runtime[LabContext]) -> Literal["approve", "collect"]:
+    """Under human approval the round's chosen proposals wait for their verdicts first."""
+    return "approve" if runtime.context.settings.human_approval else "collect"
 
 
 def _branch(i: int, team_graph: Any, max_branches: int) -> Any:
@@ -374,12 +382,14 @@ def build_lab_graph(max_branches: int = MAX_BRANCHES) -> StateGraph[Any, Any, An
         return dispatch(state, runtime, max_branches)
 
     g.add_node("tend", tend_node)
+    g.add_node("approve", approve)
     g.add_node("collect", collect)
     g.add_node("share", share)
     g.add_edge(START, "organize")
     g.add_conditional_edges("organize", route, [branch_node(i) for i in range(max_branches)] + ["tend", "collect", END])
     for i in range(max_branches):
-        g.add_edge(branch_node(i), "collect")
+        g.add_conditional_edges(branch_node(i), after_branch, ["approve", "collect"])
+    g.add_edge("approve", "collect")
     g.add_edge("tend", "collect")
     g.add_edge("collect", "share")
     g.add_edge("share", "organize")

@@ -93,6 +93,18 @@ class LabState(TypedDict, total=False):
     #: Proposals approved but not run yet (the team's approved work), for a slot that frees
     #: while teams think; each valid while the lab builds on the base it was approved on.
     queued: Annotated[list[dict[str, Any]], DeltaChannel(_batched(merge_ready))]
+    #: Proposals the teams chose to run, waiting for a human verdict before they cost compute
+    #: (``LabSettings.human_approval``; :mod:`autosci_graph.graphs.approval`), merged by proposal id.
+    awaiting: Annotated[list[dict[str, Any]], merge_awaiting]
+
+
+def merge_awaiting(left: list[dict[str, Any]] | None, right: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """Reducer of the proposals waiting for a human: merged by proposal id; an entry whose status
+    is no longer ``awaiting`` (answered) leaves the list."""
+    out = {d["proposal_id"]: d for d in (left or [])}
+    for d in right or []:
+        out[d["proposal_id"]] = d
+    return [d for d in out.values() if d.get("status") == "awaiting"]
 
 
 def changed_teams(state: LabState, teams: Sequence[Team]) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from langgraph.runtime import Runtime
 from autosci_graph.graphs.acts import Act, Steps, adrive, both, drive
 from autosci_graph.graphs.context import LabContext
 from autosci_graph.graphs.recall import recall_failures
-from autosci_graph.graphs.state import LabState, Notebook
+from autosci_graph.graphs.state import LabState, Notebook, merge_awaiting
 from autosci_graph.lab.changes import StackingError, change_key, change_to_run, champion_key, has_code
 from autosci_graph.lab.critique import auto_review
 from autosci_graph.lab.retry import TurnFailure
@@ -54,6 +54,7 @@ class TeamState(TypedDict, total=False):
     usage: Annotated[dict[str, Any], add_usage]
     failed_turns: Annotated[list[dict[str, Any]], operator.add]
     queued: Annotated[list[dict[str, Any]], merge_ready]
+    awaiting: Annotated[list[dict[str, Any]], merge_awaiting]
 
 
 class TeamOutput(TypedDict, total=False):
@@ -64,6 +65,7 @@ class TeamOutput(TypedDict, total=False):
     usage: dict[str, Any]
     failed_turns: list[dict[str, Any]]
     queued: list[dict[str, Any]]
+    awaiting: list[dict[str, Any]]
 
 
 def _notebook(state: TeamState, ctx: LabContext) -> Notebook:
@@ -175,7 +177,7 @@ def _critique(state: TeamState, ctx: LabContext) -> Steps[dict[str, Any]]:
     for raw in state.get("proposals", []):
         p = Proposal.model_validate(raw)
         recalled = recall_failures(ctx.memory, p.rationale or p.change.description or str(p.change.knobs), task=ctx.task.name, k=ctx.settings.recall_k)
-        review = refused = _check_code(ctx, p, view.champion)
+        review = refused = check_code(ctx, p, view.champion)
         if refused is not None:
             events.append({"type": "patch_refused", "team": team.team_id, "proposal_id": p.proposal_id, "rule": refused.rule,
                            "reason": refused.reason[:500], "at": time.time()})
@@ -233,7 +235,7 @@ def _failure_event(failure: TurnFailure) -> dict[str, Any]:
             "agent": failure.agent, "reason": failure.reason[:500], "at": time.time()}
 
 
-def _check_code(ctx: LabContext, p: Proposal, champion: Champion) -> Review | None:
+def check_code(ctx: LabContext, p: Proposal, champion: Champion) -> Review | None:
     """Check before compute, costing no slot: the code increment stacks on the champion's files,
     the edited Python compiles, the task's smoke command passes. A refusal goes back to the
     author as a review; it never runs and never counts against the team's hypothesis."""
@@ -291,6 +293,10 @@ def submit(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         if chosen is None:
             return {"events": [{"type": "duplicate_skipped", "team": state["team_id"], "at": time.time(),
                                 "reason": "another team claimed the same configuration this round"}]}
+        if ctx.settings.human_approval:  # it waits for a human verdict in the lab's ``approve`` node
+            return {"awaiting": [{"proposal_id": chosen.proposal_id, "team": state["team_id"], "holder": state.get("holder"),
+                                  "turn": state.get("turn", 0), "proposal": chosen.to_state(), "change": change.to_state(),
+                                  "key": key, "status": "awaiting"}]}
         sub, candidate = start_exploration(ctx, nb, chosen, change, key, holder=state.get("holder"))
     # What the team approved but did not run replaces its earlier approved work (the latest
     # thinking, on the latest results, is what a freed slot should get).
