@@ -174,13 +174,19 @@ def execute(
     memory: Any = None,
     poll_s: float = 2.0,
     final_eval: bool = True,
+    approver: Callable[[dict[str, Any]], Any] | None = None,
 ) -> RunOutcome:
     """Run (or resume) the graph of ``spec`` to its end, then write the report.
 
     ``on_update(mode, chunk)`` receives LangGraph stream chunks (``"values"`` states and
     ``"custom"`` progress events) for a live view. When the run is over and the task declares a
     held-out final evaluation, the champion is scored on it (``final_eval=False`` skips that).
+    Under human approval (``LabSettings.human_approval``) the graph stops at each ``interrupt()``;
+    ``approver(payload)`` gives the verdict it resumes with (``Command(resume=...)``), while the
+    experiments in flight keep running. Without an approver a waiting run is an error.
     """
+    from langgraph.types import Command
+
     from autosci_graph.tools.executors import make_executor
 
     task = spec.task()
@@ -209,11 +215,19 @@ def execute(
             else:
                 inputs = {"run_id": spec.run_id}
             state: dict[str, Any] = {}
-            for mode, chunk in graph.stream(inputs, config, context=ctx, stream_mode=["values", "custom"]):
-                if mode == "values":
-                    state = chunk
-                if on_update is not None:
-                    on_update(mode, chunk)
+            while True:
+                for mode, chunk in graph.stream(inputs, config, context=ctx, stream_mode=["values", "custom"]):
+                    if mode == "values":
+                        state = chunk
+                    if on_update is not None:
+                        on_update(mode, chunk)
+                waiting = graph.get_state(config).interrupts
+                if not waiting:
+                    break
+                if approver is None:
+                    raise SettingsError(f"run {spec.run_id} waits for a human verdict on a proposal; resume it with an "
+                                        f"approver (autosci run --resume {run_dir} --approve)")
+                inputs = Command(resume=approver(waiting[0].value))
             state = graph.get_state(config).values or state
     finally:
         executor.close()

@@ -25,6 +25,7 @@ def parse_duration(text: str) -> float:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from autosci_graph.cli.approve import TerminalApprover, require_terminal
     from autosci_graph.cli.live import LiveView
     from autosci_graph.graphs.context import LabSettings
     from autosci_graph.runner import RunSpec, execute, settings_dict, with_final_eval
@@ -37,6 +38,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             spec.sandbox = args.sandbox
         if args.deadline:
             spec.settings["deadline"] = time.time() + parse_duration(args.deadline)
+        if args.approve:
+            spec.settings["human_approval"] = True
         resume = True
     elif args.resume:
         run_dir = Path(args.resume).expanduser().resolve()
@@ -46,6 +49,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             spec.sandbox = args.sandbox
         if args.deadline:
             spec.settings["deadline"] = time.time() + parse_duration(args.deadline)
+        if args.approve:
+            spec.settings["human_approval"] = True
         resume = True
     else:
         if not args.task_dir:
@@ -59,8 +64,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             deadline=time.time() + parse_duration(args.deadline) if args.deadline else None,
             stop_after_no_keep=args.stop_after_no_keep or None, max_tokens=args.max_tokens,
             max_cost_usd=args.max_cost, max_device_seconds=args.max_device_seconds, seed=args.seed,
-            max_failed_rounds=args.max_failed_rounds,
+            max_failed_rounds=args.max_failed_rounds, human_approval=args.approve,
         )
+        if args.approve and args.single_agent:
+            raise SettingsError("--approve gates the lab's team proposals; the --single-agent baseline has none")
+        if args.approve:
+            require_terminal()  # before anything is written
         from autosci_graph.scientists.prices import resolve_prices
 
         # A cost budget nothing could count is refused here, before anything is written.
@@ -91,12 +100,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         spec.save(run_dir)
         resume = False
     task = spec.task()
+    approval = spec.lab_settings().human_approval
+    if approval and resume:
+        require_terminal()
+    again = args.resume if args.resume and cluster.is_postgres_url(args.resume) else str(run_dir)
     try:
         with LiveView(task, spec.lab_settings()) as view:
             view.console.print(f"[autosci] run directory: {run_dir}", highlight=False, markup=False)
-            outcome = execute(spec, run_dir, resume=resume, on_update=view)
+            approver = TerminalApprover(view.console, resume_hint=again, pause=view.paused) if approval else None
+            outcome = execute(spec, run_dir, resume=resume, on_update=view, approver=approver)
     except KeyboardInterrupt:  # execute() has stopped the experiments in flight; the checkpoint stays
-        again = args.resume if args.resume and cluster.is_postgres_url(args.resume) else str(run_dir)
         print(f"autosci: interrupted; experiments in flight were stopped and run again on resume: autosci run --resume {again}",
               file=sys.stderr)
         return 130
@@ -162,6 +175,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--no-memory", action="store_true", help="run without the experiment memory")
     p.add_argument("--memory-path", help="memory folder (default: shared by every run, under ~/.cache/autosci_graph)")
     p.add_argument("--single-agent", action="store_true", help="run the autoresearch-style single-agent baseline instead")
+    p.add_argument("--approve", action="store_true",
+                   help="ask at the terminal before each proposal costs compute: approve, reject with a reason, or edit its knobs")
     add_sandbox_flag(p)
     from autosci_graph.cli.cluster import add_cluster_flags
 
