@@ -107,6 +107,10 @@ class LabRequest(TypedDict, total=False):
     ray_address: str
     #: CPUs one CPU experiment gets (its threads; on Ray, its ``num_cpus``; default 1).
     cpus_per_slot: int
+    #: A human approves each proposal before it costs compute: the thread stops at an interrupt
+    #: showing the proposal, and a client resumes it with ``command={"resume": verdict}``
+    #: (``autosci_graph.graphs.approval``; default false).
+    approve: bool
     #: Run id (default: a timestamp plus a random suffix).
     run_id: str
     #: Where outputs go (default ``runs/TASK-RUN_ID`` under the server's working directory).
@@ -150,7 +154,7 @@ def _settings(req: LabRequest) -> dict[str, Any]:
         deadline=time.time() + float(deadline) if deadline else None,
         stop_after_no_keep=req.get("stop_after_no_keep", 10) or None,
         max_failed_rounds=req.get("max_failed_rounds", 5), max_tokens=req.get("max_tokens"),
-        max_cost_usd=req.get("max_cost"),
+        max_cost_usd=req.get("max_cost"), human_approval=bool(req.get("approve", False)),
     )
     return settings_dict(settings)
 
@@ -171,6 +175,8 @@ def prepare(state: ServerState) -> dict[str, Any]:
         raise SettingsError("the input needs task_dir: a task folder with a task.toml, e.g. {\"task_dir\": \"examples/gpt_bpb\"}")
     if state.get("mode", "lab") not in ("lab", "single"):
         raise SettingsError(f"mode {state.get('mode')!r}: expected 'lab' or 'single'")
+    if state.get("approve") and state.get("mode") == "single":
+        raise SettingsError("approve gates the lab's team proposals; the single-agent baseline has none")
     task = load_task(state["task_dir"])
     _settings(state)  # fail here, before any run, on settings the lab would refuse
     _price(state)

@@ -182,3 +182,37 @@ def test_runs_cancel_stops_the_experiments_and_the_thread_resumes(server: str, t
     after = finished_results(run_dir)
     assert len(after) == 8 and stopped <= set(after)
     assert all(after[e] == m for e, m in before.items()), "an experiment finished before the cancel ran again"
+
+
+def test_approval_is_an_interrupt_a_client_answers(server: str, tmp_path: Path) -> None:
+    """``"approve": true``: the thread stops at an interrupt showing the proposal before it costs
+    compute, as LangGraph Studio shows it; the client resumes the run with ``command={"resume": ...}``."""
+    from langgraph_sdk import get_sync_client
+
+    client = get_sync_client(url=server, api_key=None)
+    thread = client.threads.create()["thread_id"]
+    run_dir = tmp_path / "run"
+    request = {"task_dir": str(TASK), "teams": 1, "slots": 1, "max_experiments": 5, "stop_after_no_keep": 0,
+               "memory": False, "run_dir": str(run_dir), "run_id": "approved", "approve": True}
+    client.runs.wait(thread, "lab", input=request)
+    state = client.threads.get_state(thread)
+    assert client.threads.get(thread)["status"] == "interrupted"
+    assert len(state["interrupts"]) == 1
+    payload = state["interrupts"][0]["value"]
+    assert payload["type"] == "approval" and payload["team"] == "t1" and payload["knobs"] and payload["reviews"]
+    asked = [payload["proposal_id"]]
+    # Only the baseline ran: the proposal waits for its verdict.
+    assert {p.name for p in (run_dir / "experiments").iterdir()} == {f"approved-base-s{s}" for s in range(3)}
+
+    final = client.runs.wait(thread, "lab", command={"resume": {"action": "approve"}})
+    for _ in range(10):  # later proposals ask again; approve them too
+        waiting = client.threads.get_state(thread)["interrupts"]
+        if not waiting:
+            break
+        asked.append(waiting[0]["value"]["proposal_id"])
+        final = client.runs.wait(thread, "lab", command={"resume": "approve"})
+    assert final["stop_reason"] == "experiment budget spent (5)" and final["experiments"] == 5, final
+    values = client.threads.get_state(thread)["values"]
+    assert values["stop_reason"] == "experiment budget spent (5)" and client.threads.get(thread)["status"] == "idle"
+    ran = {p.name for p in (run_dir / "experiments").iterdir()}
+    assert any(name.startswith(asked[0].rsplit("-v", 1)[0]) for name in ran), (asked, ran)
