@@ -167,6 +167,45 @@ def _drain(pgid: int, run_id: str, since: int, budget_s: float = 0.05) -> None:
         time.sleep(0.001)
 
 
+def _namespace_init(read_fd: int, budget_s: float = 5.0) -> tuple[int, int] | None:
+    """The pid and start ticks of the sandbox's PID-namespace init, from bubblewrap's
+    ``--info-fd`` report (written, then closed, once the sandbox is set up); ``None`` if
+    bubblewrap exited or said nothing within ``budget_s``."""
+    import json
+    import select
+
+    data = b""
+    deadline = time.monotonic() + budget_s
+    try:
+        while (left := deadline - time.monotonic()) > 0 and select.select([read_fd], [], [], left)[0]:
+            chunk = os.read(read_fd, 4096)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(read_fd)
+    try:
+        pid = int(json.loads(data)["child-pid"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    return pid, start_ticks(pid)
+
+
+def _init_gone(init: tuple[int, int], budget_s: float = 0.05) -> bool:
+    """Wait up to ``budget_s`` for the namespace init to have exited. When it has, the kernel
+    has already killed and reaped every other process in its PID namespace (an init's exit waits
+    for them), so nothing of the run is left and no ``/proc`` sweep is needed."""
+    pid, ticks = init
+    deadline = time.monotonic() + budget_s
+    while True:
+        st = _stat(pid)
+        if st is None or st[0] in ("Z", "X") or st[2] != ticks:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.0005)
+
+
 def _parent_death_signal() -> Callable[[], None] | None:
     """A pre-exec hook asking the kernel to KILL the child when its parent thread dies (Linux)."""
     try:
@@ -267,8 +306,10 @@ class ManagedProcess:
         die_with_parent: bool = False,
     ) -> None:
         """``limits`` caps the run's memory and processes (:mod:`autosci_graph.tools.limits`);
-        ``wrapped`` says the main process is a wrapper (bubblewrap) that reports a signal death of
-        the command as ``128 + signal``: the outcome gives it back as ``-signal``.
+        ``wrapped`` says the main process is bubblewrap (with ``--unshare-pid``): it reports a
+        signal death of the command as ``128 + signal``, which the outcome gives back as
+        ``-signal``, and it is asked for its namespace init's pid (``--info-fd``), whose exit
+        proves the run gone without sweeping ``/proc``.
         ``die_with_parent`` has the kernel KILL the main process when the thread that started it
         dies (Linux ``PR_SET_PDEATHSIG``): a Ray worker killed by ``ray.cancel(force=True)`` or by
         its driver's death cannot run its timer and sweep any more, so its run must not outlive it."""
@@ -313,12 +354,17 @@ class ManagedProcess:
         started = time.time()
         read_fd, write_fd = os.pipe()
         caps = RunLimits(self.limits, self.run_id) if self.limits is not None else None
+        argv, info = self.argv, None
+        if self.wrapped:
+            # bubblewrap reports its namespace init's pid: its exit ends every process of the run.
+            info = os.pipe()
+            argv = [self.argv[0], "--info-fd", str(info[1]), *self.argv[1:]]
         try:
             with self._lock:
                 if self._reason == "cancelled":
                     raise OSError("the executor was closed before the run started")
                 self._proc = subprocess.Popen(
-                    self.argv,
+                    argv,
                     cwd=self.cwd,
                     env=self.env,
                     stdin=subprocess.DEVNULL,
@@ -327,16 +373,21 @@ class ManagedProcess:
                     start_new_session=True,  # its own process group, killable as one
                     close_fds=True,
                     preexec_fn=_preexec(caps, self.die_with_parent),
+                    pass_fds=(info[1],) if info else (),
                 )
         except (OSError, subprocess.SubprocessError) as exc:
             if caps is not None:
                 caps.close()
-            os.close(read_fd)
-            os.close(write_fd)
+            for fd in (read_fd, write_fd, *(info or ())):
+                os.close(fd)
             self.log_path.write_text(f"[autosci: could not start {self.argv!r}: {exc}]\n", encoding="utf-8")
             return ProcessOutcome(None, False, self._reason == "cancelled", started, time.time(), 0, False, 0, str(exc))
         os.close(write_fd)  # only the child holds the write end now: EOF means every writer is gone
         self._since = start_ticks(self._proc.pid)
+        ns_init = None
+        if info is not None:
+            os.close(info[1])
+            ns_init = _namespace_init(info[0])
         pump = _LogPump(read_fd, self.log_path, self.max_log_bytes, self.tail_bytes)
         pump.start()
         timer = threading.Timer(self.timeout, self._kill, args=("timeout",))
@@ -350,9 +401,12 @@ class ManagedProcess:
         # The main process is gone; anything of the run still alive is a stray. Kill it.
         if self._killer is not None:
             self._killer.join()
-        if self.wrapped:
-            _drain(proc.pid, self.run_id, self._since)
-        strays = kill_tree(proc.pid, self.run_id, min(self.grace_s, 2.0), self._since) if _alive(proc.pid, self.run_id, self._since) else 0
+        if ns_init is not None and _init_gone(ns_init):
+            strays = 0  # the namespace is empty: nothing of the run can be alive
+        else:
+            if self.wrapped:
+                _drain(proc.pid, self.run_id, self._since)
+            strays = kill_tree(proc.pid, self.run_id, min(self.grace_s, 2.0), self._since) if _alive(proc.pid, self.run_id, self._since) else 0
         if caps is not None:
             caps.close()
         if self.wrapped and returncode > 128:

@@ -270,3 +270,23 @@ def test_a_fork_bomb_and_a_memory_hog_are_classified_and_the_executor_goes_on(tm
     assert after.status == "ok" and after.metric == 0.25
     assert bomb.provenance is not None and bomb.provenance.limits == {"memory_mb": 256, "processes": 64}
     assert not wait_gone("fork_bomb") and not wait_gone("memory_hog")
+
+
+def test_a_process_the_run_left_in_its_own_session_dies_with_the_sandbox(tmp_path: Path) -> None:
+    # The run starts a sleeper in a new session (out of its process group) and exits at once.
+    # Inside bubblewrap the sleeper shares the run's PID namespace: once bubblewrap's namespace
+    # init is gone (which the executor waits for instead of sweeping /proc), so is the sleeper.
+    from autosci_graph.tools.env import RUN_MARKER
+    from autosci_graph.tools.process import run_pids
+    from autosci_graph.tools.sandbox import make_sandbox
+
+    marker = "stray-test@1"
+    env = {"PATH": os.environ["PATH"], RUN_MARKER: marker}
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    proc = make_sandbox("bwrap").process(["sh", "-c", "setsid sleep 30 & echo started"], workspace=ws, env=env,
+                                         timeout=60, log_path=tmp_path / "run.log", max_log_bytes=1 << 20)
+    outcome = proc.run()
+    assert outcome.returncode == 0 and "started" in (tmp_path / "run.log").read_text()
+    assert outcome.ended_at - outcome.started_at < 10, "the run waited for its stray instead of ending"
+    assert run_pids(-1, marker) == []  # no process group is -1: only the marker counts
