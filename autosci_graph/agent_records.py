@@ -77,6 +77,10 @@ class LabView(_Model):
     experiments_left: int | None = None
     #: Reviews that rejected this agent's earlier drafts in the current turn (for revision).
     feedback: list[Review] = Field(default_factory=list)
+    #: Experimenters of the same team drafting ahead of this one in the same round, from the
+    #: same state: what they draft is not in ``in_flight`` yet, so this one should propose
+    #: something else (a scientist that ranks its options moves down the ranking by this many).
+    siblings_drafting: int = 0
     #: The lab's seed (``LabSettings.seed``): a scientist's randomness derives from it and the state.
     seed: int = 0
     #: The champion's code state: each editable file's text with every accepted change applied.

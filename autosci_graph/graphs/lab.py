@@ -246,7 +246,8 @@ def _branch(i: int, team_graph: Any, max_branches: int) -> Any:
             ctx.done_thinking()
             return None
         b = plan.branches[i]
-        return {"team_id": b.team_id, "holder": b.holder, "turn": i, "lab": _lab_snapshot(state)}
+        sibling = sum(1 for other in plan.branches[:i] if other.team_id == b.team_id)
+        return {"team_id": b.team_id, "holder": b.holder, "turn": i, "sibling": sibling, "lab": _lab_snapshot(state)}
 
     def team_branch(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         payload = branch_input(state, runtime.context)

@@ -203,9 +203,10 @@ class Notebook:
         return dict(parent.change.knobs if parent is not None else lead.base.config)
 
     def view(self, *, feedback: list[Review] | None = None, experiments_left: int | None = None, seed: int = 0,
-             on_lead: bool = False) -> LabView:
+             on_lead: bool = False, siblings_drafting: int = 0) -> LabView:
         """The shared state as an agent reads it; ``on_lead``: for a team about to step, the
-        champion it builds on is the lab's lead when there is one."""
+        champion it builds on is the lab's lead when there is one; ``siblings_drafting``: how
+        many of the team's experimenters draft ahead of this one in the same round."""
         log = self.log
         champion, lead = self.lead() if on_lead else (self.champion, None)
         return LabView(
@@ -219,6 +220,7 @@ class Notebook:
             in_flight=[s.proposal for s in self.in_flight],
             experiments_left=experiments_left,
             feedback=feedback or [],
+            siblings_drafting=siblings_drafting,
             seed=seed,
             champion_files=champion_files(self.task, champion.diff),
             ideas=task_ideas(self.task),

@@ -40,6 +40,9 @@ class TeamState(TypedDict, total=False):
     holder: str | None
     #: Its position in the round's dispatch: branches claim configurations in this order.
     turn: int
+    #: How many branches of the same team come before it in this round: they draft from the
+    #: same state at the same time, so this one should draft something else.
+    sibling: int
     lab: LabState
     recalled: list[dict[str, Any]]
     proposals: list[dict[str, Any]]
@@ -120,7 +123,7 @@ def _propose(state: TeamState, ctx: LabContext) -> Steps[dict[str, Any]]:
     author = _proposer(team, state.get("holder"), state.get("revision", 0), rotation)
     feedback = [Review.model_validate(r) for r in state.get("feedback", [])]
     recalled = [RecalledMemory.model_validate(r) for r in state.get("recalled", [])]
-    view = nb.view(feedback=feedback, seed=ctx.settings.seed, on_lead=True)
+    view = nb.view(feedback=feedback, seed=ctx.settings.seed, on_lead=True, siblings_drafting=state.get("sibling", 0))
     try:
         reply: ProposeReply = yield Act(ctx.scientist, "propose", {"view": view, "team": team, "author": author, "recalled": recalled,
                                                                "n": ctx.settings.proposals_per_turn})

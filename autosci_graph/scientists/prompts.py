@@ -250,6 +250,10 @@ def propose_messages(
             f"  {r.proposal_id} {'approved' if r.approve else 'REJECTED'} by {r.reviewer}: {r.reason}" for r in view.feedback
         )
         feedback = f"\n\nREVIEWS OF YOUR EARLIER DRAFTS THIS TURN (address them; do not resubmit a rejected change):\n{reviews}"
+    if view.siblings_drafting:
+        feedback += (f"\n\n{view.siblings_drafting} other experimenter(s) of your team are drafting from this same state "
+                     "right now and will take the most obvious next moves: propose different changes (other knobs, "
+                     "other values, other ideas), not the first ones that come to mind.")
     sections = [render_view(view, settings),
                 render_code(view, code_budget_chars=settings.code_budget_chars, champion_diff_chars=settings.champion_diff_chars),
                 render_ideas(view, team, settings.idea_diff_chars), f"YOUR TEAM: {_team_line(team)}",

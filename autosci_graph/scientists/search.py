@@ -191,8 +191,10 @@ class SearchScientist(Scientist):
             # whose axes turned out irrelevant would otherwise spend its share of the budget there.
             drafts = mine + elsewhere
         scores = scores[: len(drafts)]
-        # A revision after rejections moves down the ranking instead of proposing the same again.
-        skip = len(view.feedback)
+        # A revision after rejections moves down the ranking instead of proposing the same again,
+        # and so does an experimenter whose teammates draft ahead of it this round from the same
+        # state (they take the top of the ranking; the round's claims would refuse a second copy).
+        skip = len(view.feedback) + view.siblings_drafting * max(1, n)
         order = [drafts[i] for i in sorted(range(len(drafts)), key=lambda i: -scores[i])]
         order, code = order[skip:] or order[-1:], code[skip:] or code[-1:]
         if surrogate is not None and code:

@@ -62,6 +62,14 @@ def test_a_knob_only_view_gets_no_code_section(lab_view, recalled) -> None:  # n
     assert "CHAMPION CODE" not in messages[1].text and "HOW TO CHANGE CODE" not in messages[1].text
 
 
+def test_an_experimenter_is_told_when_teammates_draft_from_the_same_state(lab_view, recalled) -> None:  # noqa: F811
+    alone = prompts.propose_messages(lab_view, team=make_team(), author="exp-2", recalled=recalled, n=2)[1].text
+    second = lab_view.model_copy(update={"siblings_drafting": 1})
+    told = prompts.propose_messages(second, team=make_team(), author="exp-2", recalled=recalled, n=2)[1].text
+    assert "drafting from this same state" not in alone
+    assert "1 other experimenter(s) of your team are drafting from this same state" in told
+
+
 def test_a_long_file_is_outlined_within_the_budget_with_the_touched_function_in_full() -> None:
     original = _long_file()
     edited = original.replace("    y = y * 61\n", "    y = y * 61 * 2\n    y = abs(y)\n")
