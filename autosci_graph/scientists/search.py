@@ -196,6 +196,7 @@ class SearchScientist(Scientist):
         # state (they take the top of the ranking; the round's claims would refuse a second copy).
         skip = len(view.feedback) + view.siblings_drafting * max(1, n)
         order = [drafts[i] for i in sorted(range(len(drafts)), key=lambda i: -scores[i])]
+        order = self._primary_first(view, team, order)
         order, code = order[skip:] or order[-1:], code[skip:] or code[-1:]
         if surrogate is not None and code:
             # Code ideas compete with knob moves on the same footing: expected improvement of the
@@ -270,6 +271,18 @@ class SearchScientist(Scientist):
         for d in out:
             unique.setdefault(repr(sorted(d.knobs.items())), d)
         return list(unique.values())
+
+    @staticmethod
+    def _primary_first(view: LabView, team: Team, order: list[ProposalDraft]) -> list[ProposalDraft]:
+        """A team whose primary axis no run has moved tests its hypothesis first: a bold move on
+        that axis leads (the ranking cannot judge an axis it has no data on, and the hypothesis,
+        which put the axis first, is the better guide)."""
+        primary = team.hypothesis.axes[0] if team.hypothesis.axes else None
+        if primary not in view.task.knobs or primary not in view.knowledge.untested_axes:
+            return order
+        first = next((d for d in order if d.axis == primary and len(d.knobs) == 1
+                      and (d.bold or isinstance(view.task.knobs[primary], CategoricalKnob))), None)
+        return order if first is None else [first] + [d for d in order if d is not first]
 
     @staticmethod
     def _last_move(view: LabView, axis: str) -> tuple[KnobValue, KnobValue] | None:

@@ -172,6 +172,19 @@ def test_categorical_proposals_offer_every_other_choice() -> None:
     assert all(d.direction == "set" for d in drafts)
 
 
+def test_a_team_tests_its_untested_primary_axis_first_with_a_bold_move() -> None:
+    # Before any run moved width, a team whose hypothesis leads with width proposes a bold width
+    # move first, whatever the seed (the ranking has nothing to judge an untested axis by).
+    own = team(axes=("width", "lr", "dropout"))
+    for seed in range(8):
+        v = view(TASK).model_copy(update={"seed": seed})
+        first = SCI.propose(v, team=own, author="experimenter-1", recalled=[]).proposals[0]
+        assert first.axis == "width" and first.bold and set(first.knobs) == {"width"}
+    # Once width has been moved, the ranking decides again.
+    moved = [entry(0, "width", "increase", {"width": 64})]
+    assert "width" not in view(TASK, moved).knowledge.untested_axes
+
+
 def test_propose_strays_from_an_exhausted_team_axis() -> None:
     # Every value of the team's only axis already ran: it proposes on another axis rather than nothing.
     log = [entry(i, "act", "set", {"act": c}, gain=-0.1) for i, c in enumerate(("relu", "gelu"))]
