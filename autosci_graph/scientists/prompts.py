@@ -16,8 +16,6 @@ blocks, an increment against the files shown). The critic sees the code incremen
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage

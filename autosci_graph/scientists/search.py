@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections.abc import Sequence
 
 from autosci_graph.lab.critique import auto_review, unit_step
 from autosci_graph.scientists.base import (
@@ -38,7 +37,7 @@ from autosci_graph.scientists.base import (
 )
 from autosci_graph.scientists.surrogate import Surrogate
 from autosci_graph.state import Change, Direction, Proposal, Team
-from autosci_graph.task import CategoricalKnob, FloatKnob, IntKnob, Knob, KnobValue, from_unit, unit
+from autosci_graph.task import CategoricalKnob, KnobValue, from_unit, unit
 
 #: A bold move steps this fraction of the knob's (log) range; the others step fractions of it.
 BOLD_STEP = 0.25
@@ -337,7 +336,6 @@ class SearchScientist(Scientist):
     # -- critique ----------------------------------------------------------------------------
 
     def critique(self, view: LabView, *, proposal: Proposal, reviewer: str, recalled: list[RecalledMemory]) -> CritiqueReply:
-        sigma = view.knowledge.noise_sigma or 0.0
         surrogate = Surrogate.fit(view.task, view.experiments, view.champion, seed=view.seed, ideas=view.ideas)
         if surrogate is None:
             return CritiqueReply(review=ReviewDraft(approve=True, reason=(
