@@ -276,19 +276,27 @@ def _carry_to_lead(s: _Share, step: Candidate, parent: Candidate | None, lead: C
     s.event("carried_to_lead", experiment_id=step.candidate_id, team=step.proposal.team, new_experiment_id=exp_id)
 
 
+def _seedable_now(s: _Share, lead: Candidate) -> list[float] | None:
+    """The lead's measured values when its next seed could run now (nothing of it in flight,
+    measured against the current champion, short of ``max_seeds``); else ``None``."""
+    values = [float(r.metric) for r in s.runs_of(lead) if r.metric is not None]
+    busy = any(candidate_of(s.subs[i]) == lead.candidate_id for i in s.in_flight_ids())
+    if not values or busy or not seedable(s.ctx.task, lead, s.champion, len(values), s.ctx.settings.promotion):
+        return None
+    return values
+
+
 def _maybe_seed(s: _Share, lead: Candidate) -> None:
     """Give the lead its next seed when that could promote it or when steps from it keep
     failing (:func:`~autosci_graph.lab.lead.worth_a_seed`); otherwise teams step on from it."""
     task, rule = s.ctx.task, s.ctx.settings.promotion
-    values = [float(r.metric) for r in s.runs_of(lead) if r.metric is not None]
+    values = _seedable_now(s, lead)
     champ_values = list(s.champion.metrics_by_seed.values())
-    busy = any(candidate_of(s.subs[i]) == lead.candidate_id for i in s.in_flight_ids())
-    judged_here = seedable(task, lead, s.champion, len(values), rule)
-    sigma, dof = noise_estimate(task, s.everything, upper=False)
-    if values and not busy and judged_here and worth_a_seed(task.metric, champ_values, values, sigma, dof, rule, lead.failed_steps,
-                                                            default=s.default_values()) \
-            and _next_seeds(s, lead, champion_seed_wanted=len(champ_values) < len(values) + 1):
-        lead = lead.model_copy(update={"failed_steps": 0})
+    if values is not None:
+        sigma, dof = noise_estimate(task, s.everything, upper=False)
+        if worth_a_seed(task.metric, champ_values, values, sigma, dof, rule, lead.failed_steps, default=s.default_values()) \
+                and _next_seeds(s, lead, champion_seed_wanted=len(champ_values) < len(values) + 1):
+            lead = lead.model_copy(update={"failed_steps": 0})
     s.set_candidate(lead)
 
 
@@ -304,9 +312,8 @@ def _endgame(s: _Share) -> None:
     if left is None or lead is None or not s.ctx.settings.endgame:
         return
     task, rule = s.ctx.task, s.ctx.settings.promotion
-    values = [float(r.metric) for r in s.runs_of(lead) if r.metric is not None]
-    busy = any(candidate_of(s.subs[i]) == lead.candidate_id for i in s.in_flight_ids())
-    if busy or not seedable(task, lead, s.champion, len(values), rule):
+    values = _seedable_now(s, lead)
+    if values is None:
         return
     sigma, dof = noise_estimate(task, s.everything, upper=False)
     champ_values = list(s.champion.metrics_by_seed.values())

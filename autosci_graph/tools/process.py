@@ -15,8 +15,10 @@ appended at the end, where summary blocks live.
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -171,9 +173,6 @@ def _namespace_init(read_fd: int, budget_s: float = 5.0) -> tuple[int, int] | No
     """The pid and start ticks of the sandbox's PID-namespace init, from bubblewrap's
     ``--info-fd`` report (written, then closed, once the sandbox is set up); ``None`` if
     bubblewrap exited or said nothing within ``budget_s``."""
-    import json
-    import select
-
     data = b""
     deadline = time.monotonic() + budget_s
     try:

@@ -277,8 +277,8 @@ def test_a_process_the_run_left_in_its_own_session_dies_with_the_sandbox(tmp_pat
     # Inside bubblewrap the sleeper shares the run's PID namespace: once bubblewrap's namespace
     # init is gone (which the executor waits for instead of sweeping /proc), so is the sleeper.
     from autosci_graph.tools.env import RUN_MARKER
-    from autosci_graph.tools.process import run_pids
     from autosci_graph.tools.sandbox import make_sandbox
+    from tests.support.processes import marked
 
     marker = "stray-test@1"
     env = {"PATH": os.environ["PATH"], RUN_MARKER: marker}
@@ -289,4 +289,4 @@ def test_a_process_the_run_left_in_its_own_session_dies_with_the_sandbox(tmp_pat
     outcome = proc.run()
     assert outcome.returncode == 0 and "started" in (tmp_path / "run.log").read_text()
     assert outcome.ended_at - outcome.started_at < 10, "the run waited for its stray instead of ending"
-    assert run_pids(-1, marker) == []  # no process group is -1: only the marker counts
+    assert marked("stray-test") == []

@@ -15,21 +15,7 @@ from autosci_graph.tools.env import RUN_MARKER
 def marked(experiment_id: str) -> list[int]:
     """Live (non-zombie) processes whose environment carries the marker of ``experiment_id``."""
     needle = f"{RUN_MARKER}={experiment_id}@".encode()
-    found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as fh:
-                stat = fh.read()
-            if stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] in (b"Z", b"X"):
-                continue
-            with open(f"/proc/{entry.name}/environ", "rb") as fh:
-                if any(v.startswith(needle) for v in fh.read().split(b"\0")):
-                    found.append(int(entry.name))
-        except (OSError, ValueError):
-            continue
-    return found
+    return [pid for pid, (_, environ) in _live().items() if any(v.startswith(needle) for v in environ)]
 
 
 def wait_gone(experiment_id: str, timeout: float = 5.0) -> list[int]:
