@@ -35,7 +35,9 @@ def machine_description() -> str:
             gpu = out.stdout.strip().replace("\n", ", ")
     except (OSError, subprocess.TimeoutExpired):
         pass
-    return f"{os.cpu_count()} cores ({cpu}), {gpu}, Python {platform.python_version()}, {platform.system()}"
+    # Wall-clock figures move with what else runs on the machine: say how loaded it was.
+    load = f", load average {os.getloadavg()[0]:.2f} when written" if hasattr(os, "getloadavg") else ""
+    return f"{os.cpu_count()} cores ({cpu}), {gpu}, Python {platform.python_version()}, {platform.system()}{load}"
 
 
 def markdown_table(header: list[str], rows: list[list[object]]) -> str:

@@ -112,8 +112,8 @@ def main() -> None:
         f"{args.n} experiments of a script that sleeps {args.sleep} s and prints 20 JSON lines and a "
         f"summary block, on {args.slots} slots, through `LocalExecutor` and through a plain "
         f"`subprocess.run` loop (no budget, output to a file) with the same concurrency. Repeats alternate "
-        f"which side goes first; the figure is the median ratio. The machine was shared with other work, so single "
-        f"repeats are noisy.\n\n"
+        f"which side goes first; the figure is the median ratio. Single repeats are noisy on a loaded "
+        f"machine (the load is on the Machine line).\n\n"
         + markdown_table(["repeat", "plain loop (s)", "executor (s)", "ratio", "overhead per run (ms)"], rows)
     )
     write_section(

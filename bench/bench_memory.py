@@ -178,8 +178,8 @@ def main() -> None:
         "`task=gpt-bpb, failed=True`. Ingest includes embedding every document.\n\n"
         + markdown_table(["records", "query", "p50 ms", "p95 ms"], rows)
         + f"\n\nTargets: recall p50 at 10k <= 25 ms (measured {p50_10k}), cold start <= 3 s (measured {cold}). "
-        + f"Machine load average (1 min) at start/end: {load_before:.1f}/{os.getloadavg()[0]:.1f}; the machine "
-        "was shared with other work, so throughput figures are lower bounds."
+        + f"Machine load average (1 min) at start/end: {load_before:.1f}/{os.getloadavg()[0]:.1f}; load lowers "
+        "throughput, so on a loaded machine these figures are lower bounds."
     )
     if args.quick:
         print(json.dumps(figures, indent=1))

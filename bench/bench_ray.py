@@ -57,7 +57,7 @@ def main() -> None:
         f"with {args.slots} CPUs (each experiment a Ray task asking for `num_cpus=1`; the same bubblewrap sandbox on both "
         "sides). Repeats alternate which side goes first; the figure is the median ratio of wall-clock times. The first "
         f"Ray batch ({args.slots} experiments: Ray's worker processes start, the task bundle is unpacked on the node) "
-        f"took {cold:.2f} s and is not in the ratio. The machine was shared with other work, so single repeats are noisy.\n\n"
+        f"took {cold:.2f} s and is not in the ratio. Single repeats are noisy on a loaded machine (the load is on the Machine line).\n\n"
         + markdown_table(["repeat", "local (s)", "ray (s)", "ratio", "overhead per experiment (ms)"], rows)
         + "\n\nGPU slots (`num_gpus=1`): no GPU machine was lent to this session, so no experiment ran on a card. The "
         "request itself is checked by `tests/integration/test_executor.py::test_ray_gpu_slot_asks_ray_for_one_gpu_and_the_run_gets_it` "

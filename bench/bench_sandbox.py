@@ -27,8 +27,8 @@ def main() -> None:
         f"{args.n} experiments of the executor benchmark's script (sleeps {args.sleep} s, prints 20 JSON lines and a "
         f"summary block) on {args.slots} slots, through `LocalExecutor` in bubblewrap (`--sandbox auto`: read-only "
         f"system, own workspace, private /tmp and home, no network, memory and process caps) and with `--sandbox none`. "
-        f"Repeats alternate which side goes first; the figure is the median ratio of wall-clock times. The machine was "
-        f"shared with other work, so single repeats are noisy.\n\n"
+        f"Repeats alternate which side goes first; the figure is the median ratio of wall-clock times. Single repeats are "
+        f"noisy on a loaded machine (the load is on the Machine line).\n\n"
         + markdown_table(["repeat", "--sandbox none (s)", "bubblewrap (s)", "ratio", "overhead per run (ms)"], rows)
     )
     write_section(
