@@ -59,10 +59,11 @@ class RunSpec:
     #: USD per 1k input / output tokens the cost budget counts (``scientists.prices``; ``None``: free).
     price_in: float | None = None
     price_out: float | None = None
-    #: How answers are asked for (``"prompt"`` or ``"json_schema"``) and their token bound.
+    #: How answers are asked for (``"prompt"``, ``"json_schema"``, ``"function_calling"`` or
+    #: ``"auto"``: per provider, see ``scientists.structured_output``) and their token bound.
     structured_output: str = "prompt"
     max_answer_tokens: int | None = None
-    #: With json_schema: a numeric knob moves by one of the steps the prompt shows (small models).
+    #: With json_schema or function_calling: a numeric knob moves by one of the steps the prompt shows (small models).
     step_menu: bool = False
     #: Where experiments run: ``"local"`` or ``"ray"`` (``ray_address``: the cluster; None: ``RAY_ADDRESS``).
     executor: str = "local"

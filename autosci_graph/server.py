@@ -52,6 +52,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from autosci_graph.errors import SettingsError
+from autosci_graph.scientists.structured_output import StructuredOutput, check
 
 #: Name of the served graph in ``langgraph.json`` (``assistant_id`` for ``langgraph_sdk``).
 GRAPH_NAME = "lab"
@@ -84,6 +85,10 @@ class LabRequest(TypedDict, total=False):
     critic_model: str
     #: Base URL of an OpenAI-compatible server, for ``openai-compatible:NAME`` models.
     base_url: str
+    #: How answers are asked for: ``"prompt"`` (default, any model), ``"json_schema"`` (the bounded
+    #: schema as ``response_format``), ``"function_calling"`` (as one forced tool) or ``"auto"``
+    #: (per provider, see ``autosci_graph.scientists.structured_output``).
+    structured_output: StructuredOutput
     #: LLM token budget (input + output) and cost budget in USD.
     max_tokens: int
     max_cost: float
@@ -180,6 +185,10 @@ def prepare(state: ServerState) -> dict[str, Any]:
     task = load_task(state["task_dir"])
     _settings(state)  # fail here, before any run, on settings the lab would refuse
     _price(state)
+    try:
+        check(state.get("structured_output", "prompt"))
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
     from autosci_graph.tools.executors import check_kind
 
     check_kind(state.get("executor", "local"))
@@ -216,7 +225,8 @@ def _services(state: ServerState) -> _Run:
 
     spec = RunSpec(task_dir=state["task_dir"], run_id=state["run_id"], settings=_settings(state),
                    mode=state.get("mode", "lab"), model=state.get("model"), critic_model=state.get("critic_model"),
-                   base_url=state.get("base_url"), slots=state.get("slots"), memory=state.get("memory", True),
+                   base_url=state.get("base_url"), structured_output=state.get("structured_output", "prompt"),
+                   slots=state.get("slots"), memory=state.get("memory", True),
                    memory_path=state.get("memory_path"), fixed=dict(state.get("fixed") or {}),
                    sandbox=state.get("sandbox", "auto"), call_timeout_s=state.get("call_timeout_s", 120.0) or None,
                    executor=state.get("executor", "local"), ray_address=state.get("ray_address"),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from autosci_graph.cli.experiment import add_sandbox_flag, parse_literal, parse_pairs
 from autosci_graph.errors import SettingsError
+from autosci_graph.scientists.structured_output import CHOICES
 
 
 def parse_duration(text: str) -> float:
@@ -159,11 +160,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--max-device-seconds", type=float, help="budget of summed experiment run time")
     p.add_argument("--call-timeout", type=float, default=120.0, metavar="SECONDS",
                    help="seconds one LLM call may take; a slower one is a failed turn, retried later (default 120; 0: no limit)")
-    p.add_argument("--structured-output", choices=("prompt", "json_schema"), default="prompt",
-                   help="json_schema: also send the answer's bounded schema as response_format (OpenAI, vLLM, llama.cpp); "
-                        "prompt (default): the schema is in the prompt only, for any model")
+    p.add_argument("--structured-output", choices=CHOICES, default="prompt",
+                   help="prompt (default): the schema is in the prompt only, for any model; json_schema: also send the "
+                        "answer's bounded schema as response_format (vLLM, llama.cpp, LM Studio); function_calling: send it "
+                        "as one forced tool and read the call's arguments (Anthropic, OpenAI; needs tool calling); "
+                        "auto: pick per provider (openai-compatible: json_schema, openai/anthropic: function_calling, "
+                        "others: prompt)")
     p.add_argument("--step-menu", action="store_true",
-                   help="with --structured-output json_schema: a knob moves x2, x4, /2 or /4 from the champion "
+                   help="with --structured-output json_schema or function_calling: a knob moves x2, x4, /2 or /4 from the champion "
                         "(10%%/20%% of a linear range); for small models, which otherwise restate the champion's value")
     p.add_argument("--max-answer-tokens", type=int, metavar="N",
                    help="most tokens one LLM answer may have (bound it for small local models, e.g. 512)")

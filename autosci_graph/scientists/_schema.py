@@ -1,4 +1,5 @@
-"""The JSON schema a server constrains an answer with (``response_format`` of type ``json_schema``).
+"""The JSON schema a server constrains an answer with (``response_format`` of type ``json_schema``,
+or the ``parameters`` of the one tool a ``function_calling`` request forces).
 
 Servers such as llama.cpp's and vLLM turn this schema into a grammar, so a small model can only
 write well-formed answers. Two things matter for small models, measured on llama.cpp (see
@@ -43,6 +44,17 @@ def response_format(schema: type[BaseModel], view: LabView, *, name: str, max_it
     if not view.task.editable:
         _use_task_names(json_schema, view, step_menu=step_menu)
     return {"type": "json_schema", "json_schema": {"name": name, "schema": json_schema, "strict": True}}
+
+
+def answer_tool(fmt: dict[str, Any]) -> dict[str, Any]:
+    """The one tool of a ``function_calling`` request, in OpenAI's format (LangChain's ``bind_tools``
+    converts it for other providers): its ``parameters`` is the schema of ``fmt``, a
+    :func:`response_format` payload, bounds and task names included."""
+    spec = fmt["json_schema"]
+    return {"type": "function", "function": {
+        "name": spec["name"], "parameters": spec["schema"],
+        "description": "Give your answer: call this once, with the whole answer object as the arguments.",
+    }}
 
 
 def bounded(schema: dict[str, Any], *, top_items: int | None = None) -> dict[str, Any]:

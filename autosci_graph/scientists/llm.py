@@ -4,12 +4,15 @@ How an answer becomes an action:
 
 1. The role's prompt (:mod:`~autosci_graph.scientists.prompts`) carries the lab notebook, the role's
    inputs (team, recalled failures, the proposal under review) and the JSON schema of the answer.
-2. The model is called with plain ``invoke`` (``ainvoke`` on the async hooks, ``aorganize``...,
-   which the lab graph awaits under ``ainvoke``: many calls overlap on one event loop, no thread
-   each): no tool calling, no provider-specific structured-output
-   mode, so the same code works with OpenAI, Anthropic, Ollama and small local servers that support
-   neither. The first JSON object in the reply is extracted (fences and ``<think>`` blocks tolerated)
-   and validated by the role's pydantic schema, then checked against the task and the lab state.
+2. The model is called with ``invoke`` (``ainvoke`` on the async hooks, ``aorganize``..., which
+   the lab graph awaits under ``ainvoke``: many calls overlap on one event loop, no thread each).
+   By default (``structured_output="prompt"``) that is all: no tool calling, no provider-specific
+   structured-output mode, so the same code works with any chat model. ``"json_schema"`` also sends
+   the bounded schema as ``response_format``, ``"function_calling"`` as the one tool the call must
+   make, and ``"auto"`` picks one per provider
+   (:mod:`~autosci_graph.scientists.structured_output`). The answer's JSON (the tool call's
+   arguments, else the reply's first JSON object, fences and ``<think>`` blocks tolerated) is
+   validated by the role's pydantic schema, then checked against the task and the lab state.
 3. An invalid answer is sent back with the list of problems (bounded repair, ``max_repairs``
    rounds). Whatever is still invalid after that is dropped with a logged reason recorded in the
    reply's ``dropped``: a malformed answer is data, it never raises. A provider failure (server
@@ -30,16 +33,18 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from pydantic import BaseModel, ValidationError
 
+from autosci_graph.errors import SettingsError
 from autosci_graph.lab.critique import CritiqueRules
 from autosci_graph.scientists import prompts
 from autosci_graph.scientists._answers import (
@@ -51,7 +56,7 @@ from autosci_graph.scientists._answers import (
     check_proposals,
     check_review,
 )
-from autosci_graph.scientists._schema import response_format
+from autosci_graph.scientists._schema import answer_tool, response_format
 from autosci_graph.scientists._json import AnswerFormatError, extract_json_object, format_validation_error
 from autosci_graph.scientists.base import (
     CritiqueReply,
@@ -61,13 +66,11 @@ from autosci_graph.scientists.base import (
     RecalledMemory,
     Scientist,
 )
-from autosci_graph.scientists.providers import ProviderError, resolve_model
+from autosci_graph.scientists.providers import ProviderError, resolve_model, split_model_string
+from autosci_graph.scientists.structured_output import Method, StructuredOutput, check, has_tools, pick, provider_of
 from autosci_graph.state import Proposal, Team, Usage
 
 log = logging.getLogger(__name__)
-
-#: How the answer's schema reaches the model (see :class:`LLMScientist`).
-StructuredOutput = Literal["prompt", "json_schema"]
 
 
 def model_name(model: BaseChatModel) -> str:
@@ -150,12 +153,19 @@ class LLMScientist(Scientist):
             outline plus the region the champion's change touched.
         structured_output: ``"prompt"``: the schema is in the prompt and the reply's first JSON object
             is read (any chat model). ``"json_schema"``: the request also carries the schema as
-            ``response_format`` (OpenAI, vLLM, llama.cpp's server, LM Studio), bounded and with the
-            task's own axis and knob names, so a server with grammars only lets valid JSON through.
-            Validation and repair are the same either way.
-        step_menu: With ``"json_schema"``, on a task without editable files, a numeric knob moves by
-            one of four steps from the champion's (x2, x4, /2, /4 on a log scale, 10% or 20% of the
-            range otherwise). For small models, which otherwise restate the champion's value.
+            ``response_format`` (vLLM, llama.cpp's server, LM Studio), bounded and with the task's
+            own axis and knob names, so a server with grammars only lets valid JSON through.
+            ``"function_calling"``: the request carries that same schema as the ``parameters`` of
+            one tool, with ``tool_choice`` forcing it, and the answer is the call's arguments; a
+            reply in text instead is read as with ``"prompt"``. A model without ``bind_tools``
+            raises :class:`~autosci_graph.errors.SettingsError`.
+            ``"auto"``: each of the three models gets the method its provider has in
+            :data:`~autosci_graph.scientists.structured_output.METHODS` (``"prompt"`` when unlisted).
+            Validation and repair are the same every way.
+        step_menu: With ``"json_schema"`` or ``"function_calling"``, on a task without editable
+            files, a numeric knob moves by one of four steps from the champion's (x2, x4, /2, /4 on
+            a log scale, 10% or 20% of the range otherwise). For small models, which otherwise
+            restate the champion's value.
         max_answer_tokens: Most tokens one answer may have, for models given as strings (a model
             object keeps its own ``max_tokens``).
         call_timeout_s: Seconds one model call may take (``None``: no limit). A call that takes longer
@@ -191,9 +201,7 @@ class LLMScientist(Scientist):
         if call_timeout_s is not None and call_timeout_s <= 0:
             raise ValueError(f"call_timeout_s must be > 0 (or None for no limit), got {call_timeout_s}")
         self.call_timeout_s = call_timeout_s
-        if structured_output not in ("prompt", "json_schema"):
-            raise ValueError(f"structured_output must be 'prompt' or 'json_schema', got {structured_output!r}")
-        self.structured_output = structured_output
+        self.structured_output = check(structured_output)
         self.step_menu = step_menu
 
         def as_model(m: BaseChatModel | str) -> BaseChatModel:
@@ -203,6 +211,12 @@ class LLMScientist(Scientist):
         self.model = as_model(model)
         self.critic_model = as_model(critic_model) if critic_model is not None else self.model
         self.organizer_model = as_model(organizer_model) if organizer_model is not None else self.model
+        #: The method each role's requests are sent with (``"auto"`` resolved per model).
+        self.methods: dict[str, Method] = {
+            role: self._method(spec if spec is not None else model, m)
+            for role, spec, m in (("propose", model, self.model), ("critique", critic_model, self.critic_model),
+                                  ("organize", organizer_model, self.organizer_model))
+        }
         self.max_repairs = max_repairs
         self.rules = rules or CritiqueRules()
         self.prompt_settings = prompt_settings or prompts.PromptSettings()
@@ -215,6 +229,20 @@ class LLMScientist(Scientist):
     def total_usage(self) -> Usage:
         """Tokens, cost and calls over every call so far (thread-safe snapshot)."""
         return self._meter.total
+
+    def _method(self, spec: BaseChatModel | str, model: BaseChatModel) -> Method:
+        """The method for ``model``, given as ``spec``: a string names its provider, an object is asked."""
+        if self.structured_output != "auto":
+            if self.structured_output == "function_calling" and not has_tools(model):
+                raise SettingsError(f"structured_output='function_calling' needs tool calling, which {type(model).__name__} "
+                                    "lacks (no bind_tools); use 'prompt', or 'json_schema' for a server with grammars")
+            return self.structured_output
+        provider = split_model_string(spec)[0] if isinstance(spec, str) else provider_of(model)
+        method = pick(provider)
+        if method == "function_calling" and not has_tools(model):
+            method = "prompt"
+        log.info("structured output for %s (provider %r): %s", model_name(model), provider or "unknown", method)
+        return method
 
     # ------------------------------------------------------------------ the three acts
 
@@ -260,7 +288,7 @@ class LLMScientist(Scientist):
         messages = prompts.organize_messages(view, n_teams=n_teams, agent=agent, settings=self.prompt_settings)
         return _Question("organize", self.organizer_model, messages, OrganizeAnswer,
                          lambda answer: check_hypotheses(answer, view, n_teams=n_teams, agents=agents),
-                         self._format(OrganizeAnswer, view, n_teams + 1))
+                         *self._format("organize", OrganizeAnswer, view, n_teams + 1))
 
     def _propose_question(self, view: LabView, team: Team, author: str, recalled: list[RecalledMemory], n: int) -> _Question:
         messages = prompts.propose_messages(
@@ -271,7 +299,7 @@ class LLMScientist(Scientist):
             lambda answer: check_proposals(
                 answer, view, team=team.team_id, author=author, recalled=recalled, n=n, rules=self.rules
             ),
-            self._format(ProposeAnswer, view, n),
+            *self._format("propose", ProposeAnswer, view, n),
         )
 
     def _critique_question(self, view: LabView, proposal: Proposal, reviewer: str, recalled: list[RecalledMemory]) -> _Question:
@@ -282,7 +310,7 @@ class LLMScientist(Scientist):
         )
         return _Question("critique", self.critic_model, messages, ReviewAnswer,
                          lambda answer: check_review(answer, view, proposal=proposal, recalled=recalled),
-                         self._format(ReviewAnswer, view, None))
+                         *self._format("critique", ReviewAnswer, view, None))
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -296,10 +324,13 @@ class LLMScientist(Scientist):
 
     # ------------------------------------------------------------------ ask, validate, repair
 
-    def _format(self, schema: type[BaseModel], view: LabView, max_items: int | None) -> dict[str, Any] | None:
-        if self.structured_output != "json_schema":
-            return None
-        return response_format(schema, view, name=schema.__name__, max_items=max_items, step_menu=self.step_menu)
+    def _format(self, role: str, schema: type[BaseModel], view: LabView,
+                max_items: int | None) -> tuple[dict[str, Any] | None, Method]:
+        """The bounded schema a role's request carries (``None`` for ``"prompt"``), and the method."""
+        method = self.methods[role]
+        if method == "prompt":
+            return None, method
+        return response_format(schema, view, name=schema.__name__, max_items=max_items, step_menu=self.step_menu), method
 
     def _ask(self, q: _Question) -> _Asked:
         asked = _Asked()
@@ -307,14 +338,16 @@ class LLMScientist(Scientist):
         errors: list[str] = []
         for attempt in range(1, self._attempts + 1):
             try:
-                reply = self._invoke(q.role, q.model, conversation, q.format)
+                reply = self._invoke(q.role, q.model, conversation, q.format, q.method)
             except ProviderError as exc:
                 exc.usage = add(asked.usage, Usage(calls=1, failed_calls=1))
                 raise
-            errors = self._read(q, asked, reply, attempt)
+            text = self._answer_text(q, reply)
+            errors = self._read(q, asked, reply, text, attempt)
             if not errors:
                 return asked
-            conversation += [AIMessage(content=reply.text), prompts.repair_message(errors)]
+            # The answer goes back as text, also a tool call's: no tool protocol to keep on any provider.
+            conversation += [AIMessage(content=text), prompts.repair_message(errors)]
         return self._give_up(q, asked, errors)
 
     async def _aask(self, q: _Question) -> _Asked:
@@ -324,23 +357,37 @@ class LLMScientist(Scientist):
         errors: list[str] = []
         for attempt in range(1, self._attempts + 1):
             try:
-                reply = await self._ainvoke(q.role, q.model, conversation, q.format)
+                reply = await self._ainvoke(q.role, q.model, conversation, q.format, q.method)
             except ProviderError as exc:
                 exc.usage = add(asked.usage, Usage(calls=1, failed_calls=1))
                 raise
-            errors = self._read(q, asked, reply, attempt)
+            text = self._answer_text(q, reply)
+            errors = self._read(q, asked, reply, text, attempt)
             if not errors:
                 return asked
-            conversation += [AIMessage(content=reply.text), prompts.repair_message(errors)]
+            # The answer goes back as text, also a tool call's: no tool protocol to keep on any provider.
+            conversation += [AIMessage(content=text), prompts.repair_message(errors)]
         return self._give_up(q, asked, errors)
 
     @property
     def _attempts(self) -> int:
         return 1 + self.max_repairs
 
-    def _read(self, q: _Question, asked: _Asked, reply: AIMessage, attempt: int) -> list[str]:
-        """Validate one answer into ``asked``, count its call; the problems left (none: done)."""
-        text = reply.text
+    def _answer_text(self, q: _Question, reply: AIMessage) -> str:
+        """The answer's JSON: with ``"function_calling"``, the tool call's arguments (as they came,
+        when they were not JSON), else the reply's text, which is all there is for the other methods
+        and for a provider that answered in text instead of calling the tool."""
+        if q.method == "function_calling":
+            if reply.tool_calls:
+                return json.dumps(reply.tool_calls[0]["args"])
+            if reply.invalid_tool_calls:
+                return str(reply.invalid_tool_calls[0].get("args") or "")
+            log.info("%s %s: the answer is text, not a tool call; reading the text", self.name, q.role)
+        return reply.text
+
+    def _read(self, q: _Question, asked: _Asked, reply: AIMessage, text: str, attempt: int) -> list[str]:
+        """Validate one answer (``text``, see :meth:`_answer_text`) into ``asked``, count its call;
+        the problems left (none: done)."""
         errors: list[str] = []
         try:
             answer = q.schema.model_validate(extract_json_object(text))
@@ -367,8 +414,8 @@ class LLMScientist(Scientist):
         return asked
 
     def _invoke(self, role: str, model: BaseChatModel, conversation: list[BaseMessage],
-                format: dict[str, Any] | None = None) -> AIMessage:
-        runnable, config = self._runnable(role, model, format)
+                format: dict[str, Any] | None = None, method: Method = "prompt") -> AIMessage:
+        runnable, config = self._runnable(role, model, format, method)
         try:
             reply = _call_with_timeout(lambda: runnable.invoke(conversation, config=config), self.call_timeout_s)
         except Exception as exc:  # any failure of the provider itself is a failed system
@@ -376,8 +423,8 @@ class LLMScientist(Scientist):
         return _as_message(reply)
 
     async def _ainvoke(self, role: str, model: BaseChatModel, conversation: list[BaseMessage],
-                       format: dict[str, Any] | None = None) -> AIMessage:
-        runnable, config = self._runnable(role, model, format)
+                       format: dict[str, Any] | None = None, method: Method = "prompt") -> AIMessage:
+        runnable, config = self._runnable(role, model, format, method)
         try:
             # No thread: the call is awaited on the event loop, and given up after call_timeout_s.
             reply = await asyncio.wait_for(runnable.ainvoke(conversation, config=config), self.call_timeout_s)
@@ -387,9 +434,16 @@ class LLMScientist(Scientist):
             raise self._failed(role, model, exc) from exc
         return _as_message(reply)
 
-    def _runnable(self, role: str, model: BaseChatModel, format: dict[str, Any] | None) -> tuple[Any, dict[str, Any]]:
+    def _runnable(self, role: str, model: BaseChatModel, format: dict[str, Any] | None,
+                  method: Method) -> tuple[Any, dict[str, Any]]:
         config = {"run_name": f"autosci.{role}", "tags": ["autosci", role], "metadata": {"scientist": self.name}}
-        return (model.bind(response_format=format) if format is not None else model), config
+        if format is None:
+            return model, config
+        if method == "function_calling":
+            # "any": call a tool, and there is one. LangChain sends each provider its form of it
+            # ("required" for OpenAI's API); llama.cpp's server ignores a tool named in tool_choice.
+            return model.bind_tools([answer_tool(format)], tool_choice="any"), config
+        return model.bind(response_format=format), config
 
     def _failed(self, role: str, model: BaseChatModel, exc: BaseException) -> ProviderError:
         self._meter.record(None, failed=True)
@@ -408,7 +462,9 @@ class _Question:
     messages: list[BaseMessage]
     schema: type[BaseModel]
     check: Callable[[Any], Checked]
+    #: The bounded schema (a ``response_format`` payload; ``None`` with ``"prompt"``) and how it is sent.
     format: dict[str, Any] | None = None
+    method: Method = "prompt"
 
 
 def _organize_reply(asked: _Asked) -> OrganizeReply:

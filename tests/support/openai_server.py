@@ -1,8 +1,9 @@
 """A small OpenAI-compatible chat-completions server for tests (stdlib only, 127.0.0.1, free port).
 
-Scriptable: answers come from a queue of contents (or :class:`ScriptedReply` for errors and custom
-usage) or from a callable that sees the request. Every request body is recorded, so tests can
-assert on the prompts a client sent. Supports ``stream: true`` (server-sent events) as well::
+Scriptable: answers come from a queue of contents (or :class:`ScriptedReply` for errors, custom
+usage and tool calls) or from a callable that sees the request. Every request body is recorded, so
+tests can assert on the prompts, ``tools`` and ``response_format`` a client sent. Supports
+``stream: true`` (server-sent events) as well::
 
     with OpenAICompatServer(['{"approve": true, "reason": "..."}']) as server:
         model = ChatOpenAI(model="test-model", base_url=server.base_url, api_key="x", max_retries=0)
@@ -17,7 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Union
 
@@ -34,6 +35,11 @@ class ScriptedReply:
     completion_tokens: int | None = None
     #: Seconds the server waits before answering (a slow model, for client time-outs).
     delay_s: float = 0.0
+    #: Answer with one tool call whose ``arguments`` is this text, sent as it is (so it may be
+    #: broken JSON), instead of with ``content``. The tool is the one the request's
+    #: ``tool_choice`` names, else its first tool, else ``tool_name``.
+    tool_arguments: str | None = None
+    tool_name: str = "answer"
 
 
 Script = Union[str, ScriptedReply]
@@ -109,8 +115,8 @@ class OpenAICompatServer:
             return ScriptedReply(content="test server: no scripted response left", status=500)
         reply = ScriptedReply(content=script) if isinstance(script, str) else script
         if reply.status == 200:
-            reply = ScriptedReply(
-                content=reply.content, status=200, delay_s=reply.delay_s,
+            reply = replace(
+                reply,
                 prompt_tokens=self.prompt_tokens if reply.prompt_tokens is None else reply.prompt_tokens,
                 completion_tokens=self.completion_tokens if reply.completion_tokens is None else reply.completion_tokens,
             )
@@ -180,10 +186,13 @@ class OpenAICompatServer:
                 self.end_headers()
                 base = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": int(time.time()),
                         "model": body.get("model", "test-model")}
+                message = server._message(body, reply)
+                delta = {"role": "assistant", "content": message["content"]}
+                if "tool_calls" in message:
+                    delta["tool_calls"] = [{"index": 0, **message["tool_calls"][0]}]
                 chunks = [
-                    {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": reply.content},
-                                          "finish_reason": None}]},
-                    {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+                    {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]},
+                    {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": _finish(message)}]},
                 ]
                 if (body.get("stream_options") or {}).get("include_usage"):
                     chunks.append({**base, "choices": [], "usage": server._usage(reply)})
@@ -211,13 +220,33 @@ class OpenAICompatServer:
         p, c = reply.prompt_tokens or 0, reply.completion_tokens or 0
         return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
 
+    def _message(self, body: dict[str, Any], reply: ScriptedReply) -> dict[str, Any]:
+        """The assistant message: the reply's content, or one call of the tool the request forces."""
+        if reply.tool_arguments is None:
+            return {"role": "assistant", "content": reply.content}
+        choice = body.get("tool_choice")
+        tools = body.get("tools") or []
+        if isinstance(choice, dict) and "function" in choice:
+            name = choice["function"]["name"]
+        elif tools:
+            name = tools[0]["function"]["name"]
+        else:
+            name = reply.tool_name
+        call = {"id": f"call_test_{len(self.requests)}", "type": "function",
+                "function": {"name": name, "arguments": reply.tool_arguments}}
+        return {"role": "assistant", "content": None, "tool_calls": [call]}
+
     def _completion(self, body: dict[str, Any], reply: ScriptedReply) -> dict[str, Any]:
+        message = self._message(body, reply)
         return {
             "id": f"chatcmpl-test-{len(self.requests)}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": body.get("model", "test-model"),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.content},
-                         "finish_reason": "stop", "logprobs": None}],
+            "choices": [{"index": 0, "message": message, "finish_reason": _finish(message), "logprobs": None}],
             "usage": self._usage(reply),
         }
+
+
+def _finish(message: dict[str, Any]) -> str:
+    return "tool_calls" if "tool_calls" in message else "stop"
