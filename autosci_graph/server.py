@@ -44,12 +44,14 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Required, TypedDict
+from typing import Any, Literal
 
 from langchain_core.runnables import RunnableLambda
 from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+# pydantic (LangGraph's input and output JSON schemas) needs typing_extensions' TypedDict before Python 3.12.
+from typing_extensions import Required, TypedDict
 
 from autosci_graph.errors import SettingsError
 from autosci_graph.scientists.structured_output import StructuredOutput, check
