@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from langgraph.config import get_stream_writer
 
 from autosci_graph.errors import SettingsError
+from autosci_graph.graphs.board import RoundBoard
 from autosci_graph.lab.budget import Budget
 from autosci_graph.lab.changes import Stack
 from autosci_graph.lab.critique import CritiqueRules
@@ -203,10 +204,9 @@ class LabContext:
     _claims: set[str] = field(default_factory=set, repr=False)
     _claims_lock: threading.Condition = field(default_factory=threading.Condition, repr=False)
     _turn: int = field(default=0, repr=False)
-    # Team branches of the current dispatch still thinking: ``tend`` refills freed slots until
-    # they are done. In memory only: after a resume it starts at zero, and ``tend`` then returns
-    # with the first result (a slower refill for one round, never a wrong one).
-    _thinking: int = field(default=0, repr=False)
+    #: What the thinking branches of the current dispatch post for ``tend`` while they still
+    #: think (:mod:`autosci_graph.graphs.board`). In memory only.
+    board: RoundBoard = field(default_factory=RoundBoard, repr=False)
 
     @property
     def refills(self) -> bool:
@@ -230,7 +230,17 @@ class LabContext:
     def turn(self, turn: int, timeout: float = TURN_TIMEOUT_S) -> Iterator[None]:
         """Hold the claims in dispatch order: branch ``turn`` enters after every earlier branch
         of the round has claimed or passed. A branch that never gets there (an error) holds the
-        others back at most ``timeout`` seconds."""
+        others back at most ``timeout`` seconds.
+
+        Only with a synchronous executor (no refills): there every run finishes inside ``submit``
+        and the order is what makes the round's claims a function of the state. When runs outlive
+        ``submit``, a branch that is done thinking claims at once: waiting for a slower team's
+        turn would idle the slot it holds (issue 11: thinking never blocks dispatch). Of two
+        branches that approved the same configuration in one round, the first to finish runs it;
+        the other runs its next approved proposal, and the state records which did."""
+        if self.refills:
+            yield
+            return
         deadline = time.monotonic() + timeout
         with self._claims_lock:
             while self._turn < turn and time.monotonic() < deadline:
@@ -242,20 +252,10 @@ class LabContext:
                 self._turn = max(self._turn, turn + 1)
                 self._claims_lock.notify_all()
 
-    def begin_thinking(self, branches: int) -> None:
-        with self._claims_lock:
-            self._thinking = branches
-
-    def done_thinking(self) -> None:
-        with self._claims_lock:
-            self._thinking = max(0, self._thinking - 1)
-            self._claims_lock.notify_all()
-
     @property
     def thinking(self) -> int:
-        """Team branches of this dispatch that have not submitted or passed yet."""
-        with self._claims_lock:
-            return self._thinking
+        """Team branches of this dispatch that have not ended yet."""
+        return self.board.thinking
 
     def claim(self, config_key: str) -> bool:
         """Claim a configuration for this branch; ``False`` if another branch already did."""

@@ -213,7 +213,7 @@ def dispatch(state: LabState, runtime: Runtime[LabContext], max_branches: int = 
     ctx = runtime.context
     plan = plan_round(ctx, state, max_branches)
     if plan.branches:
-        ctx.begin_thinking(len(plan.branches))
+        ctx.board.begin(len(plan.branches))
         return [branch_node(i) for i in range(len(plan.branches))] + (["tend"] if plan.tend else [])
     nb = Notebook(state, ctx.task)
     # No team (formation failed and is retried next round) is not the end of the run: the round
@@ -243,45 +243,78 @@ def _branch(i: int, team_graph: Any, max_branches: int) -> Any:
     def branch_input(state: LabState, ctx: LabContext) -> dict[str, Any] | None:
         plan = plan_round(ctx, state, max_branches)
         if i >= len(plan.branches):
-            ctx.done_thinking()
             return None
         b = plan.branches[i]
         sibling = sum(1 for other in plan.branches[:i] if other.team_id == b.team_id)
         return {"team_id": b.team_id, "holder": b.holder, "turn": i, "sibling": sibling, "lab": _lab_snapshot(state)}
 
+    # The branch thinks until its node returns, however it ends (``tend`` waits for that).
     def team_branch(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
-        payload = branch_input(state, runtime.context)
-        return {} if payload is None else dict(team_graph.invoke(payload, context=runtime.context))
+        try:
+            payload = branch_input(state, runtime.context)
+            return {} if payload is None else dict(team_graph.invoke(payload, context=runtime.context))
+        finally:
+            runtime.context.board.done(i)
 
     async def ateam_branch(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
-        payload = await asyncio.to_thread(branch_input, state, runtime.context)
-        return {} if payload is None else dict(await team_graph.ainvoke(payload, context=runtime.context))
+        try:
+            payload = await asyncio.to_thread(branch_input, state, runtime.context)
+            return {} if payload is None else dict(await team_graph.ainvoke(payload, context=runtime.context))
+        finally:
+            runtime.context.board.done(i)
 
     team_branch.__name__ = f"team_{i}"
     return both(team_branch, ateam_branch)
 
 
+#: How often ``tend`` looks at the round's board while branches think (a posted entry waits at
+#: most this long for a free slot; the executor's wait cannot be woken by a post).
+BOARD_POLL_S = 0.05
+
+
 def tend(state: LabState, runtime: Runtime[LabContext], max_branches: int = MAX_BRANCHES) -> dict[str, Any]:
-    """Beside the thinking branches: bring results in as they finish and give each freed slot
-    approved work at once (:mod:`autosci_graph.graphs.refill`), so no slot idles while another
-    team is still proposing or critiquing. It waits for the runs in flight at dispatch (not for
-    its own refills, which the next round collects) and returns once a result is in and every
-    thinking branch is done, or once no approved work is left to give."""
+    """Beside the thinking branches, for as long as any of them thinks: bring results in as they
+    finish and give every free slot approved work at once (:mod:`autosci_graph.graphs.refill`):
+    the work the state had at dispatch, and what the branches approve meanwhile, posted on the
+    round's board (:mod:`autosci_graph.graphs.board`) the moment their turn ends. So no slot
+    idles while another team is still proposing or critiquing. A slot is free when fewer runs
+    are in flight than there are slots, counting the run branches that may still start one.
+    Returns once no branch thinks and a result is in (or nothing is left in flight)."""
     ctx = runtime.context
     plan = plan_round(ctx, state, max_branches)
     refiller = Refiller(ctx, state, reserved=plan.reserved, busy=set(plan.holding))
-    flight = {s.experiment_id: s for s in refiller.nb.in_flight}
-    for sub in flight.values():  # idempotent; after a resume the new executor learns them here
+    watch = {s.experiment_id: s for s in refiller.nb.in_flight}
+    for sub in watch.values():  # idempotent; after a resume the new executor learns them here
         ctx.executor.submit(RunRequest(experiment_id=sub.experiment_id, change=sub.change, seed=sub.seed))
-    pending = set(flight)
+    running = set(watch)
+    unresolved = set(range(plan.reserved))  # run branches that may still start a run
+    freed: list[Submission] = []  # finished runs whose slot no approved work took yet
     arrived: list[RunResult] = []
-    while pending:
-        for r in ctx.executor.wait(sorted(pending), timeout=ctx.poll_s):
-            pending.discard(r.experiment_id)
-            arrived.append(r)
-            refiller.after(flight[r.experiment_id])
-        if arrived and (ctx.thinking == 0 or not refiller.ready):
+    while True:
+        posts = ctx.board.take()
+        refiller.offer(posts.queued, posted=True)
+        for d in posts.started:
+            sub = Submission.model_validate(d)
+            watch[sub.experiment_id] = sub
+            running.add(sub.experiment_id)
+        unresolved.difference_update(posts.done)
+        free = ctx.executor.slots - len(running) - len(unresolved)
+        while free > 0 and (refill := refiller.fill(freed[0] if freed else None)) is not None:
+            freed = freed[1:]
+            watch[refill.experiment_id] = refill
+            running.add(refill.experiment_id)
+            free -= 1
+        thinking = ctx.board.thinking
+        if not thinking and (arrived or not running):
             break
+        if not running:
+            ctx.board.wait(ctx.poll_s)
+            continue
+        for r in ctx.executor.wait(sorted(running), timeout=min(ctx.poll_s, BOARD_POLL_S) if thinking else ctx.poll_s):
+            running.discard(r.experiment_id)
+            arrived.append(r)
+            refiller.finished(watch[r.experiment_id])
+            freed.append(watch[r.experiment_id])
     return {"inbox": [r.to_state() for r in arrived], **refiller.update()}
 
 
@@ -320,11 +353,16 @@ def collect(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     for r in done:
         emit({"type": "experiment_finished", "experiment_id": r.experiment_id, "status": r.status, "metric": r.metric})
     if ctx.refills and not state.get("stop_reason"):
-        # Each freed slot takes approved work now, not after share, organize and a team's turn.
+        # Each free slot takes approved work now, not after share, organize and a team's turn;
+        # a slot is free when fewer runs are still in flight than there are slots.
         refiller = Refiller(ctx, {**state, "submitted": state.get("submitted", []) + update.get("submitted", [])})
         subs = {s.experiment_id: s for s in in_flight}
-        for r in done:
-            refiller.after(subs[r.experiment_id])
+        freed = [subs[r.experiment_id] for r in done]
+        for sub in freed:
+            refiller.finished(sub)
+        for k in range(ctx.executor.slots - (len(in_flight) - len(done))):
+            if refiller.fill(freed[k] if k < len(freed) else None) is None:
+                break
         more = refiller.update()
         update.update(candidates=more["candidates"], queued=more["queued"], events=more["events"])
         update["submitted"] = update.get("submitted", []) + more["submitted"]

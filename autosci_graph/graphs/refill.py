@@ -52,19 +52,39 @@ class Refiller:
         self.base, _ = self.nb.lead()
         self.base_key = champion_key(self.ctx.task, self.base)
         self.view = self.nb.view(seed=self.ctx.settings.seed, on_lead=True)
-        self.ready = [q for q in self.state.get("queued", []) if q.get("status") == "ready"]
+        self.ran = {s.proposal.proposal_id for s in self.nb.submitted}
+        self.ready: list[dict[str, Any]] = []
+        self.offer(self.state.get("queued", []))
         self.busy |= {s.held_by for s in self.nb.in_flight}
         self.ranked = sorted(self.nb.active_teams, key=rank_key)
+
+    def offer(self, entries: list[dict[str, Any]], *, posted: bool = False) -> None:
+        """More approved work: entries of the state's ``queued``, or ``posted`` by a branch of
+        this round the moment it approved them (:mod:`autosci_graph.graphs.board`): their age
+        counts from now, the results in by the time it was approved. One already run is never
+        offered again."""
+        now = len(self.nb.log) + self.arrived
+        self.ready += [dict(q, results=now) if posted else q for q in entries
+                       if q.get("status") == "ready" and q["proposal_id"] not in self.ran]
 
     def after(self, finished: Submission) -> Submission | None:
         """The run that takes the slot ``finished`` freed, started; ``None`` if no approved work
         is valid or the budgets cannot take one more."""
-        self.busy.discard(finished.held_by)
+        self.finished(finished)
+        return self.fill(finished)
+
+    def finished(self, run: Submission) -> None:
+        """``run`` has finished: its experimenter is free."""
+        self.busy.discard(run.held_by)
         self.arrived += 1
+
+    def fill(self, freed: Submission | None = None) -> Submission | None:
+        """Start approved work on a free slot, the approved work of the team of ``freed`` (the
+        run that freed it) first, else of the best-ranked team that has some."""
         extra = self.reserved + len(self.submitted)
         if not self.ready or not can_start(self.ctx, self.state, extra_submitted=extra, extra_in_flight=extra):
             return None
-        own = [t for t in self.ranked if t.team_id == finished.proposal.team]
+        own = [t for t in self.ranked if freed is not None and t.team_id == freed.proposal.team]
         for team in own + [t for t in self.ranked if t not in own]:
             for q in [q for q in self.ready if q["team"] == team.team_id]:
                 self.ready.remove(q)
@@ -81,10 +101,11 @@ class Refiller:
                     self.marks.append(dict(q, status="stale"))
                     continue
                 free = [h for h in team_experimenters(team) if h not in self.busy]
-                holder = finished.held_by if finished.held_by in team_experimenters(team) else (
-                    free[0] if free else f"{team.team_id}-spare-refill-{len(self.submitted) + 1}")
+                holder = freed.held_by if freed is not None and freed.held_by in team_experimenters(team) and freed.held_by not in self.busy \
+                    else (free[0] if free else f"{team.team_id}-spare-refill-{len(self.submitted) + 1}")
                 sub, cand = start_exploration(self.ctx, self.nb, p, change, key, holder=holder)
                 self.busy.add(holder)
+                self.ran.add(p.proposal_id)
                 self.submitted.append(sub)
                 self.candidates.append(cand.to_state())
                 self.marks.append(dict(q, status="run"))

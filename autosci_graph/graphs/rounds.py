@@ -72,9 +72,12 @@ def plan_round(ctx: LabContext, state: LabState, max_branches: int = MAX_BRANCHE
     reserved = len(branches)
     # On one slot approved work is never used (autosci_graph.graphs.refill): no thinking ahead.
     if ctx.refills and ctx.executor.slots > 1 and can_start(ctx, state, extra_submitted=reserved, extra_in_flight=reserved):
-        queued = {q["team"] for q in state.get("queued", []) if q.get("status") == "ready"}
+        ran = {s.proposal.proposal_id for s in nb.submitted}
+        queued = {q["team"] for q in state.get("queued", []) if q.get("status") == "ready" and q["proposal_id"] not in ran}
         sending = {b.team_id for b in branches}
-        branches += [Branch(t.team_id, None) for t in teams if t.team_id not in sending | queued]
+        branches += [Branch(t.team_id, None) for t in teams if t.team_id not in sending]
     branches = branches[:max_branches]
-    tend = bool(branches and in_flight and ctx.refills and state.get("queued"))
+    # tend gives freed slots the approved work the state has and what the branches post while
+    # they think (a run branch that passes frees its slot for a thinking-ahead team's work).
+    tend = bool(branches and ctx.refills)
     return RoundPlan(tuple(branches), min(reserved, len(branches)), tend)

@@ -268,7 +268,6 @@ def after_critique(state: TeamState, runtime: Runtime[LabContext]) -> Literal["s
 
 def pass_turn(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     """Nothing to run this round: let the branches after this one claim."""
-    runtime.context.done_thinking()
     with runtime.context.turn(state.get("turn", 0)):
         return {}
 
@@ -278,7 +277,6 @@ def submit(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     other approved proposals wait as the team's approved work, for a slot that frees while the
     team is not thinking (``tend``)."""
     ctx = runtime.context
-    ctx.done_thinking()
     nb = _notebook(state, ctx)
     approved = [Proposal.model_validate(p) for p in state["approved"]]
     # The bold move is owed once per cycle: run it when the team's last run was not bold.
@@ -287,7 +285,7 @@ def submit(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     first = bold[0] if bold and (last is None or not last.bold) else approved[0]
     ranked = [first] + [p for p in approved if p is not first]
     if state.get("holder") is None:  # thinking ahead
-        return {"queued": _replace_queued(state, ctx, ranked)}
+        return {"queued": _posted(ctx, _replace_queued(state, ctx, ranked))}
     # A team steps from the lab's lead when there is one (autosci_graph.lab.lead); the
     # candidate is still judged against the champion.
     base, _ = nb.lead()
@@ -303,8 +301,16 @@ def submit(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         sub, candidate = start_exploration(ctx, nb, chosen, change, key, holder=state.get("holder"))
     # What the team approved but did not run replaces its earlier approved work (the latest
     # thinking, on the latest results, is what a freed slot should get).
+    ctx.board.post(started=[sub.to_state()])
     return {"submitted": [sub.to_state()], "candidates": [candidate.to_state()],
-            "queued": _replace_queued(state, ctx, [p for p in ranked if p is not chosen])}
+            "queued": _posted(ctx, _replace_queued(state, ctx, [p for p in ranked if p is not chosen]))}
+
+
+def _posted(ctx: LabContext, queued: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Post the turn's approved work on the round's board (``tend`` gives it to a slot that frees
+    while slower branches still think, :mod:`autosci_graph.graphs.board`); the state gets it too."""
+    ctx.board.post(queued=[q for q in queued if q.get("status") == "ready"])
+    return queued
 
 
 def _replace_queued(state: TeamState, ctx: LabContext, approved: list[Proposal]) -> list[dict[str, Any]]:

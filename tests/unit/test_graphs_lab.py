@@ -7,6 +7,7 @@ run takes well under a second.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -347,3 +348,57 @@ def test_approved_work_merges_the_same_in_any_batching() -> None:
     w3 = [{"proposal_id": "p3", "team": "t2", "status": "ready"}, {"proposal_id": "p2", "team": "t1", "status": "stale"}]
     once = reduce([], [w1, w2, w3])
     assert once == reduce(reduce(reduce([], [w1]), [w2]), [w3]) == [{"proposal_id": "p3", "team": "t2", "status": "ready"}]
+
+
+class SlowTeamScientist(SearchScientist):
+    """SearchScientist whose team ``t1`` thinks until ``release`` is set (its first proposal
+    only); every critique approves, so each turn leaves approved work."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.slow_started = threading.Event()
+        self.released_at: float | None = None
+
+    def propose(self, view: LabView, **kwargs: Any) -> Any:
+        if kwargs["team"].team_id == "t1" and not self.release.is_set():
+            self.slow_started.set()
+            self.release.wait(30.0)
+            self.released_at = time.time()
+        return super().propose(view, **kwargs)
+
+    def critique(self, view: LabView, *, proposal: Proposal, reviewer: str, recalled: list[RecalledMemory]) -> CritiqueReply:
+        return CritiqueReply(review=ReviewDraft(approve=True, reason="scripted: approve"))
+
+
+def test_a_slow_thinking_team_does_not_delay_another_teams_next_dispatch() -> None:
+    # Two teams on two slots. Team t1 (first in the round's order) is stuck in its proposal
+    # until the lab has started two explorations; team t2 thinks at once. Its run starts
+    # without waiting for t1's turn, and when that run finishes its approved work takes the
+    # freed slot while t1 is still thinking (tend, from the round's board). Before, t2's claim
+    # waited for t1's turn: nothing started until t1 was released (here after 30 s).
+    sci = SlowTeamScientist()
+    baseline = 3
+    started = []
+    lock = threading.Lock()
+
+    def run(change: Change, seed: int) -> float:
+        with lock:
+            started.append(change)
+            if len(started) >= baseline + 2 and sci.slow_started.is_set():
+                sci.release.set()  # the order of starts, not a clock, ends t1's thinking
+        threading.Event().wait(0.2)
+        return synth_loss()(change, seed)
+
+    settings = LabSettings(n_teams=2, experimenters_per_team=1, max_experiments=baseline + 6, stop_after_no_keep=None,
+                           baseline_seeds=baseline)
+    final, _ = run_lab(TASK, run, sci, settings, slots=2)
+    assert sci.released_at is not None
+    explorations = sorted((e for e in final["log"] if e["kind"] == "explore"), key=lambda e: e["result"]["started_at"])
+    before = [e for e in explorations if e["result"]["started_at"] < sci.released_at]
+    # Both starts that released t1 were t2's: its first run, then its next one on the freed slot.
+    assert [e["proposal"]["team"] for e in before] == ["t2", "t2"]
+    first, second = before
+    assert first["result"]["ended_at"] <= second["result"]["started_at"]
+    assert [e for e in final["events"] if e["type"] == "slot_refilled" and e["team"] == "t2"]
+    assert_every_submission_logged_once(final)
