@@ -15,11 +15,13 @@ Each scan gets five folds under three schemes (ProteinGym's, Notin et al. 2023):
 
 For the position schemes a variant is kept only when ALL its mutated positions fall in the same
 fold; a double spanning two folds would leak a position and is dropped (about 4/5 of the
-doubles). Fold 0 is the held-out test fold, fold 1 validation, folds 2-4 training, so no position
-mutated in validation or test is ever mutated in training.
+doubles). Fold 0 is the held-out test fold, kept in the final folder that experiments never see;
+folds 1-4 go to the data folder (fold 1 as val.npz, folds 2-4 as train.npz), and train.py
+validates on them by rotation (each scored by a model trained on the other three) or on fold 1
+alone. No position mutated in a scored fold is ever mutated in the training that scores it.
 
 Outputs (numpy .npz with `tokens` int8 [N, L] in ALPHABET order, `y` float32 [N], `positions`
-int16 [N, 2] with -1 for a single's second slot), for every assay A and scheme S:
+int16 [N, 2] with -1 for a single's second slot, `fold` int8 [N]), for every assay A and scheme S:
     $AUTOSCI_DATA_DIR/A/S/train.npz, val.npz, and A/meta.json
     $AUTOSCI_FINAL_DIR/A/S/test.npz, and manifest.json (sha256 of every prepared file)
 
@@ -152,7 +154,7 @@ def main():
             for name, base, mask in (("train", data_dir, folds > VAL_FOLD), ("val", data_dir, folds == VAL_FOLD),
                                      ("test", final_dir, folds == TEST_FOLD)):
                 rel = f"{assay}/{split}/{name}.npz"
-                np.savez_compressed(base / rel, tokens=tokens[mask], y=y[mask], positions=positions[mask])
+                np.savez_compressed(base / rel, tokens=tokens[mask], y=y[mask], positions=positions[mask], fold=folds[mask].astype(np.int8))
                 manifest["final" if base is final_dir else "data"][rel] = sha256(base / rel)
                 counts[name] = int(mask.sum())
             meta["splits"][split] = {"counts": counts, "dropped_cross_fold": int((folds < 0).sum())}
