@@ -2,6 +2,7 @@
 the design before them, in one run; orchestration overhead at 6 slots; checkpoint growth.
 
     .venv/bin/python -m bench.bench_slots [--experiments 60] [--only utilization|overhead|checkpoint]
+        [--designs both|new]
 
 * **utilization**: 6 slots, 3 teams x 2 experimenters, run durations spread three-fold (4-12 s,
   sleeps in an in-process executor), SearchScientist behind a scripted latency of 1-5 s per call
@@ -10,8 +11,11 @@ the design before them, in one run; orchestration overhead at 6 slots; checkpoin
   no approved work kept, no refill, spare slots idle): ``experimenters_per_team=1,
   refill_while_thinking=False, spare_slots_to_best_team=False``.
   Utilization is busy slot-seconds over slot-seconds while work remained: from the end of the
-  baseline runs (before it no team can propose) to the start of the budget's last experiment
-  (after it nothing may start). The whole span, first start to last end, is listed too.
+  baseline runs (before it no exploration can start: a candidate is judged against the
+  baseline's mean) to the start of the budget's last experiment (after it nothing may start).
+  The whole span, first start to last end, is listed too. ``--designs new`` runs only the
+  current design (about 2 minutes instead of 10) and prints its figures without writing
+  BENCHMARKS.md: for iterating on the design.
 * **overhead**: the lab's own time per experiment on 6 slots with no-op experiments and the
   scientist's thinking taken out.
 * **checkpoint**: bytes of the SQLite checkpoint per experiment after 50 and 200 experiments.
@@ -106,28 +110,33 @@ def utilization_run(settings: LabSettings, n: int) -> dict[str, Any]:
             "refilled": refilled, "model_s": sci.seconds}
 
 
-def utilization(n: int) -> None:
+def utilization(n: int, designs_run: str = "both") -> None:
     common = dict(n_teams=TEAMS, max_experiments=n, stop_after_no_keep=None, seed=0)
     designs = [
         ("before: 1 run per team, no approved work", LabSettings(**common, experimenters_per_team=1, refill_while_thinking=False,  # type: ignore[arg-type]
                                                                  spare_slots_to_best_team=False)),
         ("experimenters, approved work, refills", LabSettings(**common, experimenters_per_team=EXPERIMENTERS)),  # type: ignore[arg-type]
     ]
+    if designs_run == "new":
+        designs = designs[1:]
     rows, results = [], {}
     for name, settings in designs:
         r = utilization_run(settings, n)
         results[name] = r
         rows.append([name, r["experiments"], round(r["window"], 3), round(r["span"], 3), round(r["wall"], 1), r["calls"], r["refilled"]])
+    headers = ["design", "experiments", "utilization while work remained", "utilization, whole span", "wall (s)",
+               "model calls", "slots refilled from approved work"]
+    if designs_run == "new":
+        print(markdown_table(headers, rows))  # the section compares both designs: not written
+        return
     before, after = (results[d[0]] for d in designs)
     body = (f"{n} experiments on {SLOTS} slots, {TEAMS} teams; run durations 4-12 s (sleeps in an in-process executor, "
             "drawn from the configuration and seed); SearchScientist behind a scripted latency of 1-5 s per call (drawn from "
             "the call's inputs). Utilization while work remained: busy slot-seconds over slot-seconds from the end of the "
-            "baseline runs (before it no team can propose) to the start of the budget's last experiment (after it nothing "
+            "baseline runs (before it no exploration can start) to the start of the budget's last experiment (after it nothing "
             "may start). Whole span: first start to last end (includes the baseline, when 3 of 6 slots run the default, and "
             "the drain after the last start). The design before: one run in flight per team, no approved work kept, spare "
-            "slots idle.\n\n" + markdown_table(
-                ["design", "experiments", "utilization while work remained", "utilization, whole span", "wall (s)",
-                 "model calls", "slots refilled from approved work"], rows))
+            "slots idle.\n\n" + markdown_table(headers, rows))
     write_section("slot-utilization-6", "Slot utilization, 6 slots, 3 teams x 2 experimenters", body, {
         "slot utilization, 6 slots, 3 teams x 2": round(after["window"], 3),
         "slot utilization, 6 slots, 3 teams x 2, design before": round(before["window"], 3),
@@ -218,9 +227,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--experiments", type=int, default=60)
     ap.add_argument("--only", choices=["utilization", "overhead", "checkpoint"])
+    ap.add_argument("--designs", choices=["both", "new"], default="both",
+                    help="utilization: both designs (writes BENCHMARKS.md) or only the current one (prints it)")
     args = ap.parse_args()
     if args.only in (None, "utilization"):
-        utilization(args.experiments)
+        utilization(args.experiments, args.designs)
     if args.only in (None, "overhead"):
         overhead(args.experiments)
     if args.only in (None, "checkpoint"):

@@ -12,7 +12,8 @@
 * ``team-i`` — the round's branches (:mod:`autosci_graph.graphs.rounds`): one per free
   experimenter, plus teams thinking ahead; each runs the team subgraph (recall → propose →
   critique ⟲ revise → submit) on the lab state it reads as its input;
-* ``tend`` — beside them, gives a slot that frees the teams' approved work at once;
+* ``tend`` — beside them while any thinks (:mod:`autosci_graph.graphs.tend`): every free slot
+  takes approved work at once, the state's and what the branches post as they finish;
 * ``approve`` — only with ``LabSettings.human_approval``: after the branches, a human's verdict on
   each proposal they chose, through ``interrupt()`` (:mod:`autosci_graph.graphs.approval`);
 * ``collect`` — waits until *any* experiment finishes, so a freed slot is refilled at once
@@ -37,8 +38,9 @@ from autosci_graph.graphs.budget import can_start, stop_reason
 from autosci_graph.graphs.context import DONE, LabContext, emit
 from autosci_graph.graphs.share import share
 from autosci_graph.graphs.state import LabState, Notebook, changed_teams
-from autosci_graph.graphs.refill import Refiller
-from autosci_graph.graphs.rounds import MAX_BRANCHES, plan_round
+from autosci_graph.graphs.refill import Refiller, fill_free_slots
+from autosci_graph.graphs.rounds import MAX_BRANCHES, plan_round, round_width
+from autosci_graph.graphs.tend import tend
 from autosci_graph.graphs.team import build_team_graph
 from autosci_graph.lab.candidates import next_confirmation
 from autosci_graph.lab.changes import champion_change
@@ -201,9 +203,15 @@ def _organize(state: LabState, ctx: LabContext) -> Steps[dict[str, Any]]:
             logger.warning("organize failed (%s), formation retried in round %d: %s", failure.kind,
                          update["next_formation_at"], failure.reason[:300])
     update["teams"] = changed_teams(state, teams)
+    if ctx.refills:
+        filled = fill_free_slots(ctx, {**state, "teams": [t.to_state() for t in teams]})  # type: ignore[typeddict-item]
+        update.update(submitted=update.get("submitted", []) + filled["submitted"], candidates=filled["candidates"],
+                      queued=filled["queued"])
+        events += filled["events"]  # emitted by the refiller
     update["events"] = events
     for e in events:
-        emit(e)
+        if e["type"] != "slot_refilled":
+            emit(e)
     return update
 
 
@@ -211,7 +219,7 @@ def dispatch(state: LabState, runtime: Runtime[LabContext], max_branches: int = 
     """The round's team branches (``team-0`` ...) and ``tend``, as :func:`plan_round` plans
     them; with none, wait for results (or stop)."""
     ctx = runtime.context
-    plan = plan_round(ctx, state, max_branches)
+    plan = plan_round(ctx, state, round_width(ctx, max_branches))
     if plan.branches:
         ctx.board.begin(len(plan.branches))
         return [branch_node(i) for i in range(len(plan.branches))] + (["tend"] if plan.tend else [])
@@ -241,7 +249,7 @@ def _branch(i: int, team_graph: Any, max_branches: int) -> Any:
     """Node ``team-i``: the i-th branch of the round's plan runs the team subgraph on the lab
     state it reads as its input (a branch the plan no longer has does nothing)."""
     def branch_input(state: LabState, ctx: LabContext) -> dict[str, Any] | None:
-        plan = plan_round(ctx, state, max_branches)
+        plan = plan_round(ctx, state, round_width(ctx, max_branches))
         if i >= len(plan.branches):
             return None
         b = plan.branches[i]
@@ -265,57 +273,6 @@ def _branch(i: int, team_graph: Any, max_branches: int) -> Any:
 
     team_branch.__name__ = f"team_{i}"
     return both(team_branch, ateam_branch)
-
-
-#: How often ``tend`` looks at the round's board while branches think (a posted entry waits at
-#: most this long for a free slot; the executor's wait cannot be woken by a post).
-BOARD_POLL_S = 0.05
-
-
-def tend(state: LabState, runtime: Runtime[LabContext], max_branches: int = MAX_BRANCHES) -> dict[str, Any]:
-    """Beside the thinking branches, for as long as any of them thinks: bring results in as they
-    finish and give every free slot approved work at once (:mod:`autosci_graph.graphs.refill`):
-    the work the state had at dispatch, and what the branches approve meanwhile, posted on the
-    round's board (:mod:`autosci_graph.graphs.board`) the moment their turn ends. So no slot
-    idles while another team is still proposing or critiquing. A slot is free when fewer runs
-    are in flight than there are slots, counting the run branches that may still start one.
-    Returns once no branch thinks and a result is in (or nothing is left in flight)."""
-    ctx = runtime.context
-    plan = plan_round(ctx, state, max_branches)
-    refiller = Refiller(ctx, state, reserved=plan.reserved, busy=set(plan.holding))
-    watch = {s.experiment_id: s for s in refiller.nb.in_flight}
-    for sub in watch.values():  # idempotent; after a resume the new executor learns them here
-        ctx.executor.submit(RunRequest(experiment_id=sub.experiment_id, change=sub.change, seed=sub.seed))
-    running = set(watch)
-    unresolved = set(range(plan.reserved))  # run branches that may still start a run
-    freed: list[Submission] = []  # finished runs whose slot no approved work took yet
-    arrived: list[RunResult] = []
-    while True:
-        posts = ctx.board.take()
-        refiller.offer(posts.queued, posted=True)
-        for d in posts.started:
-            sub = Submission.model_validate(d)
-            watch[sub.experiment_id] = sub
-            running.add(sub.experiment_id)
-        unresolved.difference_update(posts.done)
-        free = ctx.executor.slots - len(running) - len(unresolved)
-        while free > 0 and (refill := refiller.fill(freed[0] if freed else None)) is not None:
-            freed = freed[1:]
-            watch[refill.experiment_id] = refill
-            running.add(refill.experiment_id)
-            free -= 1
-        thinking = ctx.board.thinking
-        if not thinking and (arrived or not running):
-            break
-        if not running:
-            ctx.board.wait(ctx.poll_s)
-            continue
-        for r in ctx.executor.wait(sorted(running), timeout=min(ctx.poll_s, BOARD_POLL_S) if thinking else ctx.poll_s):
-            running.discard(r.experiment_id)
-            arrived.append(r)
-            refiller.finished(watch[r.experiment_id])
-            freed.append(watch[r.experiment_id])
-    return {"inbox": [r.to_state() for r in arrived], **refiller.update()}
 
 
 def collect(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:

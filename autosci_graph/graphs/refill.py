@@ -27,7 +27,7 @@ from autosci_graph.graphs.team import start_exploration
 from autosci_graph.lab.changes import StackingError, change_key, change_to_run, champion_key
 from autosci_graph.lab.critique import auto_review
 from autosci_graph.lab.teams import rank_key, team_experimenters
-from autosci_graph.state import Proposal, Submission
+from autosci_graph.state import Change, Proposal, Submission
 
 
 @dataclass
@@ -53,6 +53,7 @@ class Refiller:
         self.base_key = champion_key(self.ctx.task, self.base)
         self.view = self.nb.view(seed=self.ctx.settings.seed, on_lead=True)
         self.ran = {s.proposal.proposal_id for s in self.nb.submitted}
+        self.posted: list[str] = []
         self.ready: list[dict[str, Any]] = []
         self.offer(self.state.get("queued", []))
         self.busy |= {s.held_by for s in self.nb.in_flight}
@@ -64,8 +65,11 @@ class Refiller:
         counts from now, the results in by the time it was approved. One already run is never
         offered again."""
         now = len(self.nb.log) + self.arrived
-        self.ready += [dict(q, results=now) if posted else q for q in entries
-                       if q.get("status") == "ready" and q["proposal_id"] not in self.ran]
+        fresh = [dict(q, results=now) if posted else q for q in entries
+                 if q.get("status") == "ready" and q["proposal_id"] not in self.ran]
+        self.ready += fresh
+        if posted:
+            self.posted += [q["proposal_id"] for q in fresh]
 
     def after(self, finished: Submission) -> Submission | None:
         """The run that takes the slot ``finished`` freed, started; ``None`` if no approved work
@@ -82,7 +86,10 @@ class Refiller:
         """Start approved work on a free slot, the approved work of the team of ``freed`` (the
         run that freed it) first, else of the best-ranked team that has some."""
         extra = self.reserved + len(self.submitted)
-        if not self.ready or not can_start(self.ctx, self.state, extra_submitted=extra, extra_in_flight=extra):
+        # Work approved while the baseline runs waits for the first champion: a candidate is
+        # judged against the champion's mean.
+        if not self.ready or self.nb.champion.metric is None or not can_start(
+                self.ctx, self.state, extra_submitted=extra, extra_in_flight=extra):
             return None
         own = [t for t in self.ranked if freed is not None and t.team_id == freed.proposal.team]
         for team in own + [t for t in self.ranked if t not in own]:
@@ -92,13 +99,14 @@ class Refiller:
                 try:
                     change = change_to_run(self.base, p.change, stack=self.ctx.stack, description=p.rationale)
                 except StackingError:
-                    self.marks.append(dict(q, status="stale"))
+                    self.marks.append(dict(q, status="stale", why="its code no longer applies"))
                     continue
                 key = change_key(self.ctx.task, change)
-                known = len(self.nb.log) + self.arrived
-                if q["base"] != self.base_key or known - q.get("results", 0) >= self.ctx.executor.slots or auto_review(p, self.view, [], self.ctx.settings.rules, candidate=change) \
-                        or not self.ctx.claim(key):
-                    self.marks.append(dict(q, status="stale"))
+                why = self._stale(q, p, change)
+                if why is None and not self.ctx.claim(key):
+                    why = "claimed this round"
+                if why is not None:
+                    self.marks.append(dict(q, status="stale", why=why))
                     continue
                 free = [h for h in team_experimenters(team) if h not in self.busy]
                 holder = freed.held_by if freed is not None and freed.held_by in team_experimenters(team) and freed.held_by not in self.busy \
@@ -116,7 +124,29 @@ class Refiller:
                 return sub
         return None
 
+    def _stale(self, q: dict[str, Any], p: Proposal, change: Change) -> str | None:
+        """Why approved work may no longer run, checked as the critique would check it now."""
+        if q["base"] != self.base_key:
+            return "the lab builds on another base"
+        if len(self.nb.log) + self.arrived - q.get("results", 0) >= self.ctx.executor.slots:
+            return "results came in since it was approved"
+        review = auto_review(p, self.view, [], self.ctx.settings.rules, candidate=change)
+        return None if review is None else f"critique: {review.rule}"
+
     def update(self) -> dict[str, Any]:
-        """What the refills write to the lab state."""
-        return {"submitted": [s.to_state() for s in self.submitted], "candidates": self.candidates, "queued": self.marks,
-                "events": self.events}
+        """What the refills write to the lab state: runs, marks, and the posted work left
+        ready with the age it was posted at (written after the branches' copies, it replaces them)."""
+        left = [q for q in self.ready if q["proposal_id"] in set(self.posted)]
+        return {"submitted": [s.to_state() for s in self.submitted], "candidates": self.candidates,
+                "queued": self.marks + left, "events": self.events}
+
+
+def fill_free_slots(ctx: LabContext, state: LabState) -> dict[str, Any]:
+    """At the start of a round, every free slot takes approved work at once (what was posted
+    late in the last round), instead of waiting for a run branch to think; the round's branches
+    then think ahead for the next slots to free."""
+    refiller = Refiller(ctx, state)
+    for _ in range(ctx.executor.slots - len(refiller.nb.in_flight)):
+        if refiller.fill() is None:
+            break
+    return refiller.update()

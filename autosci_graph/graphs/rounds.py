@@ -9,14 +9,21 @@ the larger part of a checkpoint, and grew with the run, quadratically in total).
   are taken one per team in turn (longest-waiting team first), then a second per team, so no
   team takes every slot, while slots and budgets allow. Slots beyond what the experimenters can
   hold go to the best-ranked team (``LabSettings.spare_slots_to_best_team``).
-* **Thinking ahead** (when freed slots are refilled, ``LabContext.refills``): a team with no run
-  branch and no approved work left thinks now, so the next slot to free has work waiting.
-* **tend** runs beside them when runs are in flight and approved work exists.
+* **Thinking ahead** (when freed slots are refilled, ``LabContext.refills``): each experimenter
+  without a run branch this round drafts ahead (one per team in turn, then a second ...), what
+  it approves posted for ``tend`` the moment its turn ends, so the next slot to free has work
+  waiting; approved work the state already holds does not stop a team thinking: it expires
+  after ``slots`` results, and the freshest thinking is what a slot should get.
+* **tend** runs beside every round's branches when slots are refilled.
 """
 
 from __future__ import annotations
 
+import os
+from collections import Counter
 from dataclasses import dataclass
+
+from langgraph.config import get_config
 
 from autosci_graph.graphs.budget import can_start
 from autosci_graph.graphs.context import LabContext
@@ -49,6 +56,8 @@ class RoundPlan:
 def plan_round(ctx: LabContext, state: LabState, max_branches: int = MAX_BRANCHES) -> RoundPlan:
     nb = Notebook(state, ctx.task)
     in_flight = nb.in_flight
+    # No drafting while the baseline runs: the first champion is made in ``share``, after the
+    # superstep, so a team still drafting would hold back every exploration behind it.
     if state.get("stop_reason") or nb.champion.metric is None:
         return RoundPlan((), 0, False)
     busy = {s.held_by for s in in_flight}
@@ -71,13 +80,30 @@ def plan_round(ctx: LabContext, state: LabState, max_branches: int = MAX_BRANCHE
         branches.append(Branch(team.team_id, holder))
     reserved = len(branches)
     # On one slot approved work is never used (autosci_graph.graphs.refill): no thinking ahead.
+    # Otherwise every experimenter whose run is in flight drafts the next one meanwhile (one
+    # per team in turn, then a second ...), so a slot that frees finds approved work waiting.
     if ctx.refills and ctx.executor.slots > 1 and can_start(ctx, state, extra_submitted=reserved, extra_in_flight=reserved):
-        ran = {s.proposal.proposal_id for s in nb.submitted}
-        queued = {q["team"] for q in state.get("queued", []) if q.get("status") == "ready" and q["proposal_id"] not in ran}
-        sending = {b.team_id for b in branches}
-        branches += [Branch(t.team_id, None) for t in teams if t.team_id not in sending]
+        sending = Counter(b.team_id for b in branches)
+        ahead = [(t, level) for level in range(max(1, ctx.settings.experimenters_per_team)) for t in teams
+                 if sending[t.team_id] <= level]
+        branches += [Branch(t.team_id, None) for t, _ in ahead]
     branches = branches[:max_branches]
     # tend gives freed slots the approved work the state has and what the branches post while
     # they think (a run branch that passes frees its slot for a thinking-ahead team's work).
     tend = bool(branches and ctx.refills)
     return RoundPlan(tuple(branches), min(reserved, len(branches)), tend)
+
+
+def round_width(ctx: LabContext, max_branches: int) -> int:
+    """Team branches one round may run. With refills ``tend`` runs beside them, and LangGraph
+    runs a superstep's tasks on a pool of ``max_concurrency`` threads (by default Python's,
+    min(32, CPUs + 4)): a task beyond the pool waits for a thread, and a waiting ``tend`` leaves
+    freed slots idle, so the branches leave it one. Without refills, ``max_branches``."""
+    if not ctx.refills:
+        return max_branches
+    try:
+        workers = get_config().get("max_concurrency")
+    except RuntimeError:  # outside a graph run
+        workers = None
+    workers = workers or min(32, (os.cpu_count() or 1) + 4)
+    return max(1, min(max_branches, workers - 1))
