@@ -27,7 +27,7 @@ from autosci_graph.graphs.team import start_exploration
 from autosci_graph.lab.changes import StackingError, change_key, change_to_run, champion_key
 from autosci_graph.lab.critique import auto_review
 from autosci_graph.lab.teams import rank_key, team_experimenters
-from autosci_graph.state import Change, Proposal, Submission
+from autosci_graph.state import Champion, Change, Proposal, Submission
 
 
 @dataclass
@@ -58,6 +58,15 @@ class Refiller:
         self.offer(self.state.get("queued", []))
         self.busy |= {s.held_by for s in self.nb.in_flight}
         self.ranked = sorted(self.nb.active_teams, key=rank_key)
+
+    def first_champion(self, champion: Champion) -> None:
+        """The baseline is in while the round still thinks: build on the first champion now, the
+        one ``share`` will make of the same runs (:func:`~autosci_graph.graphs.share.baseline_champion`)."""
+        self.state = {**self.state, "champion": champion.to_state()}  # type: ignore[typeddict-item]
+        self.nb = Notebook(self.state, self.ctx.task)
+        self.base, _ = self.nb.lead()
+        self.base_key = champion_key(self.ctx.task, self.base)
+        self.view = self.nb.view(seed=self.ctx.settings.seed, on_lead=True)
 
     def offer(self, entries: list[dict[str, Any]], *, posted: bool = False) -> None:
         """More approved work: entries of the state's ``queued``, or ``posted`` by a branch of
@@ -128,7 +137,9 @@ class Refiller:
         """Why approved work may no longer run, checked as the critique would check it now."""
         if q["base"] != self.base_key:
             return "the lab builds on another base"
-        if len(self.nb.log) + self.arrived - q.get("results", 0) >= self.ctx.executor.slots:
+        # The baseline's runs do not age it: they repeat the default, which every draft starts from.
+        baseline = sum(1 for s in self.nb.submitted if s.kind == "baseline")
+        if len(self.nb.log) + self.arrived - max(q.get("results", 0), baseline) >= self.ctx.executor.slots:
             return "results came in since it was approved"
         review = auto_review(p, self.view, [], self.ctx.settings.rules, candidate=change)
         return None if review is None else f"critique: {review.rule}"

@@ -58,8 +58,17 @@ def plan_round(ctx: LabContext, state: LabState, max_branches: int = MAX_BRANCHE
     in_flight = nb.in_flight
     # No drafting while the baseline runs: the first champion is made in ``share``, after the
     # superstep, so a team still drafting would hold back every exploration behind it.
-    if state.get("stop_reason") or nb.champion.metric is None:
+    if state.get("stop_reason"):
         return RoundPlan((), 0, False)
+    if nb.champion.metric is None:
+        # While the baseline runs the experimenters draft ahead (when slots are refilled): tend
+        # starts their work on the first champion as soon as the baseline is in, so the first
+        # explorations do not wait for a round of thinking, nor for the slowest drafting team.
+        if not (ctx.refills and ctx.executor.slots > 1 and in_flight):
+            return RoundPlan((), 0, False)
+        drafts = [Branch(t.team_id, None) for _ in range(max(1, ctx.settings.experimenters_per_team))
+                  for t in sorted(nb.active_teams, key=lambda t: t.team_id)]
+        return RoundPlan(tuple(drafts[:max_branches]), 0, bool(drafts))
     busy = {s.held_by for s in in_flight}
     free = min(ctx.executor.slots - len(in_flight), max_branches)
     # Longest-waiting team first, by position in the submission log, never by clock: parallel

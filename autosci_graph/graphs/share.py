@@ -18,6 +18,7 @@ against a champion it did not run with. Control reads explicit state (``candidat
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,16 +153,28 @@ def share(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
 # -- the judges ---------------------------------------------------------------------------------
 
 
+def baseline_champion(subs: Sequence[Submission], results: Mapping[str, RunResult]) -> Champion | None:
+    """The first champion, once every baseline run is in: the default configuration's mean over
+    the seeds that succeeded (``None`` before, or if none did). Seeds in submission order, not
+    in the order results came in, so ``tend`` can start explorations on it before ``share``
+    has run, and both agree."""
+    runs = [results.get(x.experiment_id) for x in subs if x.kind == "baseline"]
+    if not runs or any(r is None for r in runs):
+        return None
+    ok = [r for r in runs if r is not None and r.ok and r.metric is not None]
+    if not ok:
+        return None
+    by_seed = {str(r.seed): float(r.metric) for r in ok if r.metric is not None}
+    return Champion(experiment_id=None, config=dict(ok[-1].change.knobs), diff=ok[-1].change.diff,
+                    metric=sum(by_seed.values()) / len(by_seed), seeds=[int(k) for k in by_seed], metrics_by_seed=by_seed)
+
+
 def _judge_baseline(s: _Share, sub: Submission, result: RunResult) -> None:
     entry = s.log(result, sub, "keep" if result.ok else "crash", "default configuration")
-    baseline = [e.result for e in s.everything if e.kind == "baseline"]
-    if len(baseline) == sum(1 for x in s.subs.values() if x.kind == "baseline"):
-        ok = [r for r in baseline if r.ok and r.metric is not None]
-        if ok:
-            by_seed = {str(r.seed): float(r.metric) for r in ok if r.metric is not None}
-            s.champion = Champion(experiment_id=None, config=dict(result.change.knobs), diff=result.change.diff,
-                                  metric=sum(by_seed.values()) / len(by_seed), seeds=[int(k) for k in by_seed], metrics_by_seed=by_seed)
-            s.event("baseline", metric=s.champion.metric, seeds=s.champion.seeds)
+    champion = baseline_champion(list(s.subs.values()), {e.result.experiment_id: e.result for e in s.everything})
+    if champion is not None and s.champion.metric is None:
+        s.champion = champion
+        s.event("baseline", metric=s.champion.metric, seeds=s.champion.seeds)
     _remember(s, entry, None)
 
 

@@ -17,6 +17,7 @@ from langgraph.runtime import Runtime
 from autosci_graph.graphs.context import LabContext
 from autosci_graph.graphs.refill import Refiller
 from autosci_graph.graphs.rounds import MAX_BRANCHES, plan_round, round_width
+from autosci_graph.graphs.share import baseline_champion
 from autosci_graph.graphs.state import LabState
 from autosci_graph.state import RunRequest, RunResult, Submission
 
@@ -69,4 +70,10 @@ def tend(state: LabState, runtime: Runtime[LabContext], max_branches: int = MAX_
             arrived.append(r)
             refiller.finished(watch[r.experiment_id])
             freed.append(watch[r.experiment_id])
+        if refiller.nb.champion.metric is None and arrived:
+            # Teams draft while the baseline runs: once it is in, explorations start on the first
+            # champion at once, not after the drafting branches end and ``share`` has run.
+            results = {e.result.experiment_id: e.result for e in refiller.nb.log} | {r.experiment_id: r for r in arrived}
+            if (first := baseline_champion(refiller.nb.submitted, results)) is not None:
+                refiller.first_champion(first)
     return {"inbox": [r.to_state() for r in arrived], **refiller.update()}

@@ -21,7 +21,7 @@ from autosci_graph.lab.lead import direction
 from autosci_graph.state import Candidate
 from autosci_graph.graphs.context import LabSettings
 from autosci_graph.graphs.lab import build_lab_graph
-from autosci_graph.scientists.base import CritiqueReply, LabView, RecalledMemory, ReviewDraft
+from autosci_graph.scientists.base import CritiqueReply, LabView, ProposeReply, RecalledMemory, ReviewDraft
 from autosci_graph.scientists.search import SearchScientist
 from autosci_graph.state import Change, ExperimentEntry, Proposal, Team
 
@@ -351,20 +351,24 @@ def test_approved_work_merges_the_same_in_any_batching() -> None:
 
 
 class SlowTeamScientist(SearchScientist):
-    """SearchScientist whose team ``t1`` thinks until ``release`` is set (its first proposal
-    only); every critique approves, so each turn leaves approved work."""
+    """SearchScientist whose team ``t1`` passes while the baseline runs, then is stuck in its
+    first proposal until ``release`` is set (``gave_up`` if that never came); every critique
+    approves, so each of team t2's turns leaves approved work."""
 
     def __init__(self) -> None:
         super().__init__()
         self.release = threading.Event()
-        self.slow_started = threading.Event()
-        self.released_at: float | None = None
+        self.stuck = threading.Event()
+        self.gave_up = False
 
     def propose(self, view: LabView, **kwargs: Any) -> Any:
         if kwargs["team"].team_id == "t1" and not self.release.is_set():
-            self.slow_started.set()
-            self.release.wait(30.0)
-            self.released_at = time.time()
+            if view.champion.metric is None:
+                return ProposeReply()  # nothing to try yet: t1 has no approved work to run
+            self.stuck.set()
+            self.gave_up = not self.release.wait(30.0)
+            self.stuck.clear()
+            self.release.set()
         return super().propose(view, **kwargs)
 
     def critique(self, view: LabView, *, proposal: Proposal, reviewer: str, recalled: list[RecalledMemory]) -> CritiqueReply:
@@ -372,33 +376,36 @@ class SlowTeamScientist(SearchScientist):
 
 
 def test_a_slow_thinking_team_does_not_delay_another_teams_next_dispatch() -> None:
-    # Two teams on two slots. Team t1 (first in the round's order) is stuck in its proposal
-    # until the lab has started two explorations; team t2 thinks at once. Its run starts
-    # without waiting for t1's turn, and when that run finishes its approved work takes the
-    # freed slot while t1 is still thinking (tend, from the round's board). Before, t2's claim
-    # waited for t1's turn: nothing started until t1 was released (here after 30 s).
+    # Two teams on two slots. Team t1 gets stuck in its first proposal after the baseline; it
+    # is released when, while it is stuck, a run has ended and another has started on the
+    # freed slot: the order of the runs' own starts and ends, never a clock. That must happen,
+    # with team t2's work: with refills a branch never waits for a slower team's turn, and tend
+    # gives a freed slot what the branches approved (the round's board) while others think.
+    # Before, t2's claim waited for t1's turn: nothing started until t1 gave up after 30 s.
     sci = SlowTeamScientist()
-    baseline = 3
-    started = []
+    order: list[tuple[str, tuple[Any, ...], bool]] = []  # (start|end, run, t1 stuck then)
     lock = threading.Lock()
 
     def run(change: Change, seed: int) -> float:
+        key = (tuple(sorted(change.knobs.items())), seed)
         with lock:
-            started.append(change)
-            if len(started) >= baseline + 2 and sci.slow_started.is_set():
-                sci.release.set()  # the order of starts, not a clock, ends t1's thinking
-        threading.Event().wait(0.2)
+            stuck = sci.stuck.is_set()
+            if stuck and ("end", True) in {(kind, was) for kind, _, was in order}:
+                sci.release.set()  # a slot freed while t1 was stuck took new work
+            order.append(("start", key, stuck))
+        threading.Event().wait(0.3)
+        with lock:
+            order.append(("end", key, sci.stuck.is_set()))
         return synth_loss()(change, seed)
 
-    settings = LabSettings(n_teams=2, experimenters_per_team=1, max_experiments=baseline + 6, stop_after_no_keep=None,
-                           baseline_seeds=baseline)
+    settings = LabSettings(n_teams=2, experimenters_per_team=1, max_experiments=10, stop_after_no_keep=None)
     final, _ = run_lab(TASK, run, sci, settings, slots=2)
-    assert sci.released_at is not None
-    explorations = sorted((e for e in final["log"] if e["kind"] == "explore"), key=lambda e: e["result"]["started_at"])
-    before = [e for e in explorations if e["result"]["started_at"] < sci.released_at]
-    # Both starts that released t1 were t2's: its first run, then its next one on the freed slot.
-    assert [e["proposal"]["team"] for e in before] == ["t2", "t2"]
-    first, second = before
-    assert first["result"]["ended_at"] <= second["result"]["started_at"]
-    assert [e for e in final["events"] if e["type"] == "slot_refilled" and e["team"] == "t2"]
+    assert not sci.gave_up, "while t1 was thinking, no freed slot took new work"
+    stuck = [(kind, key) for kind, key, was_stuck in order if was_stuck]
+    first_end = next(i for i, (kind, _) in enumerate(stuck) if kind == "end")
+    refilled = [key for kind, key in stuck[first_end:] if kind == "start"]
+    assert refilled
+    team = {(tuple(sorted(e["result"]["change"]["knobs"].items())), e["result"]["seed"]): e["proposal"]["team"]
+            for e in final["log"] if e["kind"] == "explore"}
+    assert {team[k] for k in refilled} == {"t2"}  # team t2's next experiment, t1 still thinking
     assert_every_submission_logged_once(final)
