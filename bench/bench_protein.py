@@ -84,7 +84,7 @@ def describe(change: Change) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--budget", type=int, default=24, help="experiments per search run (both systems)")
+    p.add_argument("--budget", type=int, default=16, help="experiments per search run (both systems)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per held-out score")
     p.add_argument("--write", action="store_true", help="write the BENCHMARKS.md section")
     args = p.parse_args()
