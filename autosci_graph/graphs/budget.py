@@ -23,6 +23,7 @@ def spent(state: LabState) -> budget.Spent:
         llm_calls=int(u.get("calls", 0) or 0),
         llm_tokens=int(u.get("input_tokens", 0) or 0) + int(u.get("output_tokens", 0) or 0),
         cost_usd=float(u.get("cost_usd", 0.0) or 0.0),
+        llm_turns=int(u.get("turns", 0) or 0),
         idle_rounds=state.get("idle_rounds", 0),
     )
 
@@ -35,6 +36,11 @@ def can_start(ctx: LabContext, state: LabState, *, extra_submitted: int = 0, ext
     """Whether one more experiment may start now without any budget being exceeded."""
     return budget.can_start(ctx.settings.budget, spent(state), ctx.task.timeout, time.time(),
                             extra_submitted=extra_submitted, extra_in_flight=extra_in_flight)
+
+
+def llm_turns_left(ctx: LabContext, state: LabState) -> int | None:
+    """Agent turns the token and cost budgets still cover (``None``: unlimited or not yet known)."""
+    return budget.llm_turns_left(ctx.settings.budget, spent(state))
 
 
 def stop_reason(ctx: LabContext, state: LabState) -> str | None:

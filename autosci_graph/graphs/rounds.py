@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from langgraph.config import get_config
 
-from autosci_graph.graphs.budget import can_start
+from autosci_graph.graphs.budget import can_start, llm_turns_left
 from autosci_graph.graphs.context import LabContext
 from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.lab.teams import branch_holders, rank_key
@@ -68,7 +68,8 @@ def plan_round(ctx: LabContext, state: LabState, max_branches: int = MAX_BRANCHE
             return RoundPlan((), 0, False)
         drafts = [Branch(t.team_id, None) for _ in range(max(1, ctx.settings.experimenters_per_team))
                   for t in sorted(nb.active_teams, key=lambda t: t.team_id)]
-        return RoundPlan(tuple(drafts[:max_branches]), 0, bool(drafts))
+        drafts = drafts[:_width(ctx, state, max_branches)]
+        return RoundPlan(tuple(drafts), 0, bool(drafts))
     busy = {s.held_by for s in in_flight}
     free = min(ctx.executor.slots - len(in_flight), max_branches)
     # Longest-waiting team first, by position in the submission log, never by clock: parallel
@@ -96,11 +97,17 @@ def plan_round(ctx: LabContext, state: LabState, max_branches: int = MAX_BRANCHE
         ahead = [(t, level) for level in range(max(1, ctx.settings.experimenters_per_team)) for t in teams
                  if sending[t.team_id] <= level]
         branches += [Branch(t.team_id, None) for t, _ in ahead]
-    branches = branches[:max_branches]
+    branches = branches[:_width(ctx, state, max_branches)]
     # tend gives freed slots the approved work the state has and what the branches post while
     # they think (a run branch that passes frees its slot for a thinking-ahead team's work).
     tend = bool(branches and ctx.refills)
     return RoundPlan(tuple(branches), min(reserved, len(branches)), tend)
+
+
+def _width(ctx: LabContext, state: LabState, max_branches: int) -> int:
+    """Branches this round may run: each is an agent turn, and together they fit the LLM budget."""
+    turns = llm_turns_left(ctx, state)
+    return max_branches if turns is None else min(max_branches, turns)
 
 
 def round_width(ctx: LabContext, max_branches: int) -> int:

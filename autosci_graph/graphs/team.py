@@ -146,7 +146,9 @@ def _propose(state: TeamState, ctx: LabContext) -> Steps[dict[str, Any]]:
         for i, d in enumerate(reply.proposals)
     ]
     events = [{"type": "dropped_answer", "team": team.team_id, "agent": author, "reason": r, "at": time.time()} for r in reply.dropped]
-    update: dict[str, Any] = {"proposals": proposals, "usage": reply.usage.to_state(), "events": events}
+    # A turn begins with its first proposal; the budget estimates a turn from the turns counted.
+    usage = {**reply.usage.to_state(), "turns": int(rev == 0)}
+    update: dict[str, Any] = {"proposals": proposals, "usage": usage, "events": events}
     if not proposals and reply.dropped:
         # Nothing usable came back. A reply with no proposal and nothing dropped is a scientist
         # passing on purpose (nothing new to try): an idle turn, not a failed one.

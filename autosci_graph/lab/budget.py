@@ -48,6 +48,8 @@ class Spent:
     cost_usd: float
     #: Rounds in a row in which no team got a proposal approved.
     idle_rounds: int
+    #: Team turns begun (a turn's calls: its proposal, critiques, revisions and their repairs).
+    llm_turns: int = 0
 
 
 def experiments_left(budget: Budget, spent: Spent) -> int | None:
@@ -71,19 +73,31 @@ def can_start(budget: Budget, spent: Spent, timeout: float, now: float, *,
     return not llm_budget_spent(budget, spent)
 
 
+def llm_turns_left(budget: Budget, spent: Spent) -> int | None:
+    """How many more agent turns fit the token and cost budgets (``None``: no such budget, or
+    nothing spent yet to estimate a turn from). A turn is estimated at ``CALLS_PER_TURN`` calls
+    of the mean cost so far, so the count stays ahead of the spend; a round's parallel branches
+    are each a turn, and together they must fit."""
+    calls, turns = max(1, spent.llm_calls), spent.llm_turns
+    left: list[int] = []
+    for limit, used in ((budget.max_tokens, float(spent.llm_tokens)), (budget.max_cost_usd, spent.cost_usd)):
+        if limit is None:
+            continue
+        # The larger of CALLS_PER_TURN calls and twice the mean turn so far (formation included):
+        # turns whose answers need repairs run to more calls than the one the budget reserved.
+        turn = max(used / calls * CALLS_PER_TURN, 2 * used / turns if turns else 0.0)
+        if turn > 0:
+            # the tolerance keeps a turn that fits exactly (3.0 - 1.2 is 1.7999... in floats)
+            left.append(max(0, math.floor((limit - used) / turn + 1e-9)))
+        elif used > limit:
+            left.append(0)
+    return min(left) if left else None
+
+
 def llm_budget_spent(budget: Budget, spent: Spent) -> bool:
-    """Whether another agent turn could overrun the token or cost budget. The estimate of a
-    turn is the largest turn seen so far, so the check stays ahead of the spend."""
-    calls = max(1, spent.llm_calls)
-    tokens = spent.llm_tokens
-    per_call = tokens / calls if tokens else 0
-    turn = per_call * CALLS_PER_TURN
-    if budget.max_tokens is not None and tokens + turn > budget.max_tokens:
-        return True
-    cost = spent.cost_usd
-    if budget.max_cost_usd is not None and cost + (cost / calls) * CALLS_PER_TURN > budget.max_cost_usd:
-        return True
-    return False
+    """Whether another agent turn could overrun the token or cost budget."""
+    left = llm_turns_left(budget, spent)
+    return left is not None and left < 1
 
 
 def stop_reason(task: ResearchTask, budget: Budget, spent: Spent, champion: Champion, log: Sequence[ExperimentEntry],

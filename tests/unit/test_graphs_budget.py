@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from lab_helpers import champion, entry, make_synth_task, submission
 
-from autosci_graph.graphs.budget import can_start, experiments_left, stop_reason
+from autosci_graph.graphs.budget import can_start, experiments_left, llm_turns_left, stop_reason
 from autosci_graph.graphs.context import LabContext, LabSettings
 from autosci_graph.graphs.state import Notebook
 from autosci_graph.scientists.search import SearchScientist
@@ -100,6 +100,18 @@ def test_token_budget_keeps_a_turn_of_headroom(executor: FunctionExecutor) -> No
     assert not can_start(ctx_with(executor, max_tokens=1599), state(usage=usage))  # type: ignore[arg-type]
     assert can_start(ctx_with(executor, max_cost_usd=0.16), state(usage=usage))  # type: ignore[arg-type]
     assert not can_start(ctx_with(executor, max_cost_usd=0.15), state(usage=usage))  # type: ignore[arg-type]
+
+
+
+def test_a_rounds_branches_together_fit_the_cost_budget(executor: FunctionExecutor) -> None:
+    # 0.03 USD a call; 10 calls over 5 turns: a turn is estimated at max(6 calls, 2x the mean turn) = 0.18.
+    usage = {"input_tokens": 800, "output_tokens": 200, "calls": 10, "cost_usd": 0.30, "turns": 5}
+    assert llm_turns_left(ctx_with(executor, max_cost_usd=0.30 + 3 * 0.18), state(usage=usage)) == 3  # type: ignore[arg-type]
+    assert llm_turns_left(ctx_with(executor), state(usage=usage)) is None  # type: ignore[arg-type]
+    # Turns that needed repairs (30 calls over 3 turns) are estimated from what they cost: 2 x 0.30.
+    repaired = {**usage, "calls": 30, "cost_usd": 0.90, "turns": 3}
+    assert llm_turns_left(ctx_with(executor, max_cost_usd=0.90 + 0.59), state(usage=repaired)) == 0  # type: ignore[arg-type]
+    assert llm_turns_left(ctx_with(executor, max_cost_usd=0.90 + 0.60), state(usage=repaired)) == 1  # type: ignore[arg-type]
 
 
 # -- stop_reason -------------------------------------------------------------------------------
