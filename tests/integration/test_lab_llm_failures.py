@@ -95,9 +95,12 @@ class FlakyServer:
         lr = float(re.findall(r"^\s*lr: .*; champion ([0-9.e+-]+)[;\n]?", prompt, re.M)[-1])
         width = int(re.findall(r"^\s*width: .*; champion ([0-9]+)\b", prompt, re.M)[-1])
         up = n % 2 == 0
-        new_width = min(512, round(width * 1.7)) if up and width < 300 else max(8, round(width / 1.7))
+        # The step varies from call to call: with every experimenter drafting ahead, several calls
+        # answer from the same champion, and one fixed step would make them all repeat each other.
+        step = 1.5 + 0.25 * (n // 2 % 4)
+        new_width = min(512, round(width * step)) if up and width < 300 else max(8, round(width / step))
         return json.dumps({"proposals": [
-            {"axis": "lr", "direction": "increase" if up else "decrease", "knobs": {"lr": round(lr * (2.0 if up else 0.5), 7)},
+            {"axis": "lr", "direction": "increase" if up else "decrease", "knobs": {"lr": round(lr * (step if up else 1 / step), 7)},
              "rationale": "lr is 10x below the usual range for this budget", "prediction": "loss falls by about 1"},
             {"axis": "width", "direction": "increase" if new_width > width else "decrease", "knobs": {"width": new_width},
              "bold": True, "rationale": "the width changes capacity per step", "prediction": "loss falls by 0.1"},
