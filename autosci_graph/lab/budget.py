@@ -83,9 +83,9 @@ def llm_turns_left(budget: Budget, spent: Spent) -> int | None:
     for limit, used in ((budget.max_tokens, float(spent.llm_tokens)), (budget.max_cost_usd, spent.cost_usd)):
         if limit is None:
             continue
-        # The larger of CALLS_PER_TURN calls and twice the mean turn so far (formation included):
-        # turns whose answers need repairs run to more calls than the one the budget reserved.
-        turn = max(used / calls * CALLS_PER_TURN, 2 * used / turns if turns else 0.0)
+        # The larger of CALLS_PER_TURN calls and the mean turn so far (formation included): turns
+        # whose answers need repairs run to more calls than CALLS_PER_TURN.
+        turn = max(used / calls * CALLS_PER_TURN, used / turns if turns else 0.0)
         if turn > 0:
             # the tolerance keeps a turn that fits exactly (3.0 - 1.2 is 1.7999... in floats)
             left.append(max(0, math.floor((limit - used) / turn + 1e-9)))

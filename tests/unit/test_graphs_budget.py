@@ -104,14 +104,14 @@ def test_token_budget_keeps_a_turn_of_headroom(executor: FunctionExecutor) -> No
 
 
 def test_a_rounds_branches_together_fit_the_cost_budget(executor: FunctionExecutor) -> None:
-    # 0.03 USD a call; 10 calls over 5 turns: a turn is estimated at max(6 calls, 2x the mean turn) = 0.18.
+    # 0.03 USD a call; 10 calls over 5 turns: a turn is estimated at max(6 calls, the mean turn) = 0.18.
     usage = {"input_tokens": 800, "output_tokens": 200, "calls": 10, "cost_usd": 0.30, "turns": 5}
     assert llm_turns_left(ctx_with(executor, max_cost_usd=0.30 + 3 * 0.18), state(usage=usage)) == 3  # type: ignore[arg-type]
     assert llm_turns_left(ctx_with(executor), state(usage=usage)) is None  # type: ignore[arg-type]
-    # Turns that needed repairs (30 calls over 3 turns) are estimated from what they cost: 2 x 0.30.
+    # Turns that needed repairs (30 calls over 3 turns) are estimated from what they cost: 0.30, not 6 calls' 0.18.
     repaired = {**usage, "calls": 30, "cost_usd": 0.90, "turns": 3}
-    assert llm_turns_left(ctx_with(executor, max_cost_usd=0.90 + 0.59), state(usage=repaired)) == 0  # type: ignore[arg-type]
-    assert llm_turns_left(ctx_with(executor, max_cost_usd=0.90 + 0.60), state(usage=repaired)) == 1  # type: ignore[arg-type]
+    assert llm_turns_left(ctx_with(executor, max_cost_usd=0.90 + 0.29), state(usage=repaired)) == 0  # type: ignore[arg-type]
+    assert llm_turns_left(ctx_with(executor, max_cost_usd=0.90 + 0.30), state(usage=repaired)) == 1  # type: ignore[arg-type]
 
 
 # -- stop_reason -------------------------------------------------------------------------------
