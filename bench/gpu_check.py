@@ -46,7 +46,7 @@ def main() -> None:
     task = load_task(ROOT / "examples" / "gpt_bpb").with_fixed(time_budget=args.seconds)
     with tempfile.TemporaryDirectory() as work, LocalExecutor(task, work, slots=1, device="cuda", keep_workspaces=False) as ex:
         result = ex.run(Change(), seed=0)
-    if not result.ok:
+    if not result.ok or result.metric is None:
         sys.exit(f"gpu_check: the CUDA run failed ({result.status}): {result.error}\n{result.log_tail}")
     m = result.metrics
     seconds = m.get("training_seconds") or args.seconds
@@ -58,7 +58,7 @@ def main() -> None:
     body = (f"gpt_bpb at its default configuration on one CUDA slot through `LocalExecutor` (seed 0, training "
             f"budget {args.seconds:g} s).\n\n" + markdown_table(["what", "value"], rows))
     figures: dict[str, object] = {"gpu tokens/s, gpt_bpb default": round(tokens_per_s),
-                                  "gpu val_bpb, gpt_bpb default": round(float(result.metric if result.metric is not None else "nan"), 4)}
+                                  "gpu val_bpb, gpt_bpb default": round(result.metric, 4)}
     if args.write:
         write_section("gpu", "CUDA path: gpt_bpb on a GPU slot", body, figures,
                       f".venv/bin/python -m bench.gpu_check --seconds {args.seconds:g} --write")
