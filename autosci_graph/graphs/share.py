@@ -26,7 +26,7 @@ from langgraph.runtime import Runtime
 
 from autosci_graph.graphs.budget import can_start, experiments_left
 from autosci_graph.graphs.context import LabContext
-from autosci_graph.graphs.state import LabState, Notebook, changed_teams
+from autosci_graph.graphs.state import LabState, Notebook, changed_teams, task_ideas
 from autosci_graph.lab.changes import StackingError
 from autosci_graph.lab.lead import (
     apply_direction, as_base, candidate_of, candidate_runs, direction, lead_of, mean_metric, runs_to_verdict, seedable,
@@ -36,7 +36,8 @@ from autosci_graph.lab.candidates import next_confirmation, next_seed, rebased_c
 from autosci_graph.lab.critique import refutes
 from autosci_graph.lab.changes import champion_change, champion_key, change_key
 from autosci_graph.lab.knowledge import noise_estimate
-from autosci_graph.lab.promotion import evidence, judge
+from autosci_graph.lab.posterior import Posterior
+from autosci_graph.lab.promotion import ModelEvidence, evidence, judge
 from autosci_graph.lab.teams import update_counters
 from autosci_graph.state import (
     Candidate, Champion, Change, DeadEnd, ExperimentEntry, Outcome, Proposal, RunRequest, RunResult, Submission, Team,
@@ -100,7 +101,13 @@ class _Share:
 
     def lead(self, *, exclude: str | None = None) -> Candidate | None:
         """The lab's lead as this step has it."""
-        return lead_of(self.ctx.task, self.candidates.values(), self.champion, self.runs_of, exclude=exclude)
+        return lead_of(self.ctx.task, self.candidates.values(), self.champion, self.runs_of, exclude=exclude,
+                       posterior=self.posterior())
+
+    def posterior(self, latest: ExperimentEntry | None = None, *, noise_floor: bool = False) -> Posterior | None:
+        """The model of the metric over every successful run logged so far (and ``latest``)."""
+        entries = self.everything + ([latest] if latest is not None else [])
+        return Posterior.fit(self.ctx.task, entries, ideas=task_ideas(self.ctx.task), noise_floor=noise_floor)
 
     def sigma(self, latest: RunResult, sub: Submission) -> tuple[float | None, int]:
         """Pooled noise over the log and the run being judged."""
@@ -210,7 +217,7 @@ def _judge_candidate_run(s: _Share, sub: Submission, result: RunResult) -> None:
         return
     champ_values = list(s.champion.metrics_by_seed.values())
     j = judge(task.metric, champ_values, values, sigma, dof, rule, screened=cand.rebased_from is not None,
-              prior_gains=_prior_gains(s, cand), default=s.default_values())
+              prior_gains=_prior_gains(s, cand), default=s.default_values(), model=_model_evidence(s, cand, sub, result))
     if j.verdict == "promote":
         old = s.champion
         s.champion = Champion(experiment_id=cand.candidate_id, config=dict(cand.change.knobs), diff=cand.change.diff,
@@ -258,6 +265,20 @@ def _judge_candidate_run(s: _Share, sub: Submission, result: RunResult) -> None:
     s.event("near_miss", experiment_id=result.experiment_id, team=sub.proposal.team, gain=j.evidence.gain, reason=j.reason)
     _remember(s, entry, team)
     _maybe_seed(s, cand)
+
+
+def _model_evidence(s: _Share, cand: Candidate, sub: Submission, result: RunResult) -> ModelEvidence | None:
+    """The posterior's evidence for ``cand`` over the champion and the default, with the run
+    being judged in the data (``None`` when the rule does not use it or no model could be fitted)."""
+    if not s.ctx.settings.promotion.model_evidence:
+        return None
+    provisional = ExperimentEntry(index=len(s.everything), result=result, proposal=sub.proposal, outcome="discard", kind=sub.kind)
+    post = s.posterior(provisional, noise_floor=True)
+    if post is None:
+        return None
+    default = Change(knobs=s.ctx.task.default_config())
+    return ModelEvidence(over_champion=post.difference(cand.change, champion_change(s.champion)),
+                         over_default=post.difference(cand.change, default))
 
 
 def _adopt_steps(s: _Share, promoted: Candidate) -> None:

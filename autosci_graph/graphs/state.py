@@ -19,6 +19,7 @@ from langgraph.channels.delta import DeltaChannel
 
 from autosci_graph.lab.knowledge import knowledge
 from autosci_graph.lab.lead import as_base, candidate_of, candidate_runs, lead_of
+from autosci_graph.lab.posterior import Posterior
 from autosci_graph.scientists.base import LabView
 from autosci_graph.state import (
     Champion,
@@ -190,10 +191,15 @@ class Notebook:
         """A candidate's successful runs of its own change."""
         return candidate_runs(self.task, cand, self._results_by_candidate.get(cand.candidate_id, []), self._subs)
 
+    @cached_property
+    def posterior(self) -> Posterior | None:
+        """The model of the metric over every successful run (:mod:`autosci_graph.lab.posterior`)."""
+        return Posterior.fit(self.task, self.log, ideas=task_ideas(self.task))
+
     def lead(self) -> tuple[Champion, Candidate | None]:
         """What teams build on: the lab's lead as a champion (:mod:`autosci_graph.lab.lead`), or
         the champion itself when no candidate is open."""
-        lead = lead_of(self.task, self.candidates, self.champion, self.runs_of)
+        lead = lead_of(self.task, self.candidates, self.champion, self.runs_of, posterior=self.posterior)
         if lead is None:
             return self.champion, None
         return as_base(lead, self.runs_of(lead)), lead

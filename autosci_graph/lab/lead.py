@@ -21,7 +21,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from autosci_graph.lab.changes import Stack, change_key, change_to_run, champion_key, has_code
+from autosci_graph.lab.changes import Stack, change_key, change_to_run, champion_change, champion_key, has_code
+from autosci_graph.lab.posterior import Posterior
 from autosci_graph.lab.promotion import PromotionRule, evidence, is_deterministic, over_default
 from autosci_graph.state import Candidate, Champion, Change, RunResult, Submission
 from autosci_graph.task import KnobValue, Metric, ResearchTask
@@ -46,26 +47,29 @@ def mean_metric(runs: Sequence[RunResult]) -> float:
 
 
 def lead_of(task: ResearchTask, candidates: Iterable[Candidate], champion: Champion,
-            runs: Callable[[Candidate], list[RunResult]], *, exclude: str | None = None) -> Candidate | None:
-    """The lead: of every configuration measured so far, the one with the best mean over its
-    seeds, when that beats the champion's mean (ties go to the earlier id, so the choice is a
-    function of the results alone). Any candidate counts, whatever its verdict: a step too small
-    to be certified over the champion (futility closed it) is still the best place to search
-    from, as a single agent keeps its best run; only a promoted one is the champion already."""
+            runs: Callable[[Candidate], list[RunResult]], *, exclude: str | None = None,
+            posterior: Posterior | None = None) -> Candidate | None:
+    """The lead: of every configuration measured so far, the one the evidence rates best, when
+    that beats the champion (ties go to the earlier id, so the choice is a function of the
+    results alone). With a ``posterior`` the rating is its mean, which pools every run near a
+    configuration with its own seeds (:mod:`autosci_graph.lab.posterior`); without one, the mean
+    over the configuration's own seeds. Any candidate counts, whatever its verdict: a step too
+    small to be certified over the champion (futility closed it) is still the best place to
+    search from, as a single agent keeps its best run; only a promoted one is the champion already."""
     current = champion_key(task, champion)
-    floor = None if champion.metric is None else -task.metric.gain(champion.metric, 0.0)
-    best: tuple[float, str, Candidate] | None = None
-    for c in candidates:
-        if c.status == "promoted" or c.candidate_id == exclude or change_key(task, c.change) == current:
-            continue
-        measured = runs(c)
-        if not measured:
-            continue
-        score = -task.metric.gain(mean_metric(measured), 0.0)  # lower is better, whatever the direction
-        if floor is not None and score >= floor:
-            continue
-        if best is None or (score, c.candidate_id) < best[:2]:
-            best = (score, c.candidate_id, c)
+    measured = [c for c in candidates
+                if c.status != "promoted" and c.candidate_id != exclude and change_key(task, c.change) != current and runs(c)]
+    if not measured or champion.metric is None:
+        return None
+    if posterior is not None:
+        rated = posterior.means([c.change for c in measured] + [champion_change(champion)])
+        scores = [-v for v in rated[:-1]]  # lower is better
+        floor = -rated[-1]
+    else:
+        scores = [-task.metric.gain(mean_metric(runs(c)), 0.0) for c in measured]
+        floor = -task.metric.gain(champion.metric, 0.0)
+    best = min(((sc, c.candidate_id, c) for sc, c in zip(scores, measured) if sc < floor), default=None,
+               key=lambda t: t[:2])
     return best[2] if best else None
 
 

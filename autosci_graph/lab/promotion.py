@@ -24,6 +24,12 @@ The rule, for a candidate measured on ``n`` seeds against a champion measured on
   after one seed, or ``t < b·√(n / max_seeds)`` after ``n`` seeds with ``b`` = ``bar_sigmas``
   (``refine_sigmas`` past the default's bar) (conditional power: even if its current estimate
   were the truth, ``max_seeds`` seeds would not clear the bar), or after ``max_seeds``;
+* **by the model** (``model_evidence``): the same two bars applied to the posterior's z of the
+  candidate over the champion and over the default (:class:`ModelEvidence`, from a GP fitted to
+  every run, :mod:`autosci_graph.lab.posterior`), with the refinement bar ``model_refine_sigmas``,
+  when the candidate's own seeds gain on the champion's. A configuration's neighbours are
+  evidence about it on a smooth task, so a real step near the optimum is certified without the
+  four to six seeds of its own the t bar needs;
 * otherwise the verdict is **open**: the next seed goes to this candidate (on a seed the champion
   has, so the comparison is paired), and the champion gets a seed when it has fewer than the candidate.
 
@@ -77,6 +83,19 @@ class PromotionRule:
     #: promotes nothing; steps too small to certify one at a time (near an optimum every step is)
     #: still move the champion, on pooled seeds. 1.5 is a one-sided 93% level.
     refine_sigmas: float | None = 1.5
+    #: Whether the model's posterior (:mod:`autosci_graph.lab.posterior`) may carry a candidate
+    #: over the bars: ``z = E[f(candidate) − f(champion)] / sd`` pools every run near the two
+    #: configurations, not only their own seeds. Its own seeds must still gain on the champion's,
+    #: and the model's white noise may not fall below the repeats' 90% upper bound of σ (with it
+    #: free, a GP read structure into pure noise and 10-30% of pure-noise runs promoted).
+    model_evidence: bool = True
+    #: The refinement bar for the model's z, once its z over the default clears ``bar_sigmas``
+    #: (``None``: ``refine_sigmas``). Lower than the seeds' bar: the posterior mean is already a
+    #: denoised estimate, so near an optimum the champion follows it instead of trailing the lead
+    #: by two σ. Measured on 100 generated tasks: median regret 0.026 at 1.5, 0.022 at 0.5, 0.020
+    #: at 0 (false refinements 29, 60 and 156 of 570-850 champion changes); pure noise is held by
+    #: the full bar over the default either way.
+    model_refine_sigmas: float | None = 0.5
 
     def bar(self, dof: int) -> float:
         """The bar a t statistic on ``dof`` degrees of freedom must clear."""
@@ -127,6 +146,19 @@ class Evidence:
 
 
 @dataclass(frozen=True)
+class ModelEvidence:
+    """The posterior of the candidate's gain (mean, sd) over the champion and over the default."""
+
+    over_champion: tuple[float, float]
+    over_default: tuple[float, float] | None = None
+
+    @staticmethod
+    def z(gain_sd: tuple[float, float]) -> float:
+        gain, sd = gain_sd
+        return gain / sd if sd > 0 else (math.inf if gain > 0 else -math.inf)
+
+
+@dataclass(frozen=True)
 class Judgement:
     """A verdict on a candidate, with what to run next when it is open."""
 
@@ -163,13 +195,14 @@ def over_default(metric: Metric, default: Sequence[float], values: Sequence[floa
 
 def judge(metric: Metric, champion: Sequence[float], candidate: Sequence[float], sigma: float | None, dof: int,
           rule: PromotionRule, *, screened: bool = False, prior_gains: Sequence[float] = (),
-          default: Sequence[float] = ()) -> Judgement:
+          default: Sequence[float] = (), model: ModelEvidence | None = None) -> Judgement:
     """The verdict on a candidate from all its seeds. ``screened``: it already passed the
     first-run screen, so a single disappointing run does not reject it. ``prior_gains``: a
     rebased candidate's earlier runs, each as its gain over the champion it ran against; the
     direction's effect is taken as additive across champions that moved other knobs, so they
     count as seeds of evidence, while promotion still needs the runs on this champion to gain.
-    ``default``: the task default's runs, for the refinement bar (:attr:`PromotionRule.refine_sigmas`)."""
+    ``default``: the task default's runs, for the refinement bar (:attr:`PromotionRule.refine_sigmas`).
+    ``model``: the posterior's evidence (:attr:`PromotionRule.model_evidence`)."""
     if not candidate:
         raise ValueError("a candidate needs at least one successful run to be judged")
     ev = evidence(metric, champion, candidate, sigma, dof, rule)
@@ -188,6 +221,9 @@ def judge(metric: Metric, champion: Sequence[float], candidate: Sequence[float],
         return Judgement("open", ev, ev.describe() + "; another seed measures the noise")
     if ev.n >= rule.min_seeds and ev.z > ev.bar:
         return Judgement("promote", ev, ev.describe() + f": clears the {rule.bar_sigmas:g}σ bar")
+    by_model = _by_model(ev, rule, model)
+    if by_model is not None:
+        return by_model
     certified = over_default(metric, default, candidate, sigma, dof, rule)
     if certified is not None and ev.n >= rule.min_seeds and ev.z > rule.refine_bar(dof):
         refined = Evidence(ev.n, ev.m, ev.gain, ev.se, ev.z, rule.refine_bar(dof))
@@ -203,6 +239,24 @@ def judge(metric: Metric, champion: Sequence[float], candidate: Sequence[float],
     if ev.n >= rule.max_seeds:
         return Judgement("reject", ev, ev.describe() + f": still short of the bar after {ev.n} seeds")
     return Judgement("open", ev, ev.describe() + ": open, one more seed", champion_seed_wanted=ev.m < ev.n + 1)
+
+
+def _by_model(ev: Evidence, rule: PromotionRule, model: ModelEvidence | None) -> Judgement | None:
+    """A promotion the posterior carries: its z over the champion clears the full bar, or the
+    refinement bar while its z over the default clears the full one; ``None`` otherwise."""
+    if model is None or not rule.model_evidence or ev.gain <= 0 or ev.n < rule.min_seeds:
+        return None
+    z = ModelEvidence.z(model.over_champion)
+    about = f"posterior gain {model.over_champion[0]:+.4g} ± {model.over_champion[1]:.3g}, z = {z:+.2f}"
+    if z > rule.bar_sigmas:
+        return Judgement("promote", ev, f"{ev.describe()}; {about}: the model clears the {rule.bar_sigmas:g}σ bar")
+    refine = rule.refine_sigmas if rule.model_refine_sigmas is None else rule.model_refine_sigmas
+    if rule.refine_sigmas is not None and model.over_default is not None and z > refine:
+        z_default = ModelEvidence.z(model.over_default)
+        if z_default > rule.bar_sigmas:
+            return Judgement("promote", ev, f"{ev.describe()}; {about}: the model clears the {refine:g}σ refinement "
+                             f"bar, and over the default z = {z_default:+.2f} clears the {rule.bar_sigmas:g}σ bar")
+    return None
 
 
 def _with_prior(ev: Evidence, prior: list[float], sigma: float, dof: int) -> Evidence:

@@ -20,32 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from autosci_graph.lab.posterior import code_markers, encode
 from autosci_graph.state import Champion, CodeIdea, ExperimentEntry
-from autosci_graph.task import CategoricalKnob, KnobValue, ResearchTask, unit
+from autosci_graph.task import KnobValue, ResearchTask
 
 #: Fewer successful results than this and the surrogate is not fitted (its guesses would be noise).
 MIN_POINTS = 4
-
-
-def code_markers(ideas: Sequence[CodeIdea]) -> list[str]:
-    """One line each idea adds, to tell from a run's diff whether the idea is in its code."""
-    out = []
-    for idea in ideas:
-        added = [ln[1:].strip() for ln in idea.diff.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
-        out.append(max(added, key=len) if added else idea.name)
-    return out
-
-
-def encode(task: ResearchTask, config: Mapping[str, KnobValue], diff: str | None = None, markers: Sequence[str] = ()) -> list[float]:
-    """A configuration in the unit cube, plus one 0/1 feature per code idea (is it in the code)."""
-    row: list[float] = [1.0 if diff and m in diff else 0.0 for m in markers]
-    for name, knob in task.knobs.items():
-        value = config.get(name, knob.default)
-        if isinstance(knob, CategoricalKnob):
-            row.extend(1.0 if value == c else 0.0 for c in knob.choices)
-        else:
-            row.append(unit(knob, value))
-    return row
 
 
 @functools.lru_cache(maxsize=16)
