@@ -251,7 +251,7 @@ def _by_model(ev: Evidence, rule: PromotionRule, model: ModelEvidence | None) ->
     if z > rule.bar_sigmas:
         return Judgement("promote", ev, f"{ev.describe()}; {about}: the model clears the {rule.bar_sigmas:g}σ bar")
     refine = rule.refine_sigmas if rule.model_refine_sigmas is None else rule.model_refine_sigmas
-    if rule.refine_sigmas is not None and model.over_default is not None and z > refine:
+    if refine is not None and rule.refine_sigmas is not None and model.over_default is not None and z > refine:
         z_default = ModelEvidence.z(model.over_default)
         if z_default > rule.bar_sigmas:
             return Judgement("promote", ev, f"{ev.describe()}; {about}: the model clears the {refine:g}σ refinement "
