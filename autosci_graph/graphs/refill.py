@@ -1,7 +1,9 @@
 """Refilling a freed slot from the teams' approved work, without waiting for anyone to think.
 
 A team's turn approves up to ``proposals_per_turn`` proposals and runs one; the rest wait in the
-lab's ``queued`` list, each valid while the lab builds on the base it was approved on. When a
+lab's ``queued`` list as directions: when one runs, it is applied to whatever the lab builds on
+then, so a change of lead (which the posterior can make without a new best run) does not
+discard it; its age and the critique's rules below bound how stale it may be. When a
 slot frees (``tend`` beside the thinking branches, or ``collect``), the slot goes at once to the
 approved work of the finished run's team, else of the best-ranked team that has some. Before it
 runs, an entry is checked again as the critique's automatic rules would (a repeat of a measured
@@ -24,7 +26,7 @@ from autosci_graph.graphs.budget import can_start
 from autosci_graph.graphs.context import LabContext, emit
 from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.graphs.team import start_exploration
-from autosci_graph.lab.changes import StackingError, change_key, change_to_run, champion_key
+from autosci_graph.lab.changes import StackingError, change_key, change_to_run
 from autosci_graph.lab.critique import auto_review
 from autosci_graph.lab.teams import rank_key, team_experimenters
 from autosci_graph.state import Champion, Change, Proposal, Submission
@@ -50,7 +52,6 @@ class Refiller:
     def __post_init__(self) -> None:
         self.nb = Notebook(self.state, self.ctx.task)
         self.base, _ = self.nb.lead()
-        self.base_key = champion_key(self.ctx.task, self.base)
         self.view = self.nb.view(seed=self.ctx.settings.seed, on_lead=True)
         self.ran = {s.proposal.proposal_id for s in self.nb.submitted}
         self.posted: list[str] = []
@@ -65,7 +66,6 @@ class Refiller:
         self.state = {**self.state, "champion": champion.to_state()}  # type: ignore[typeddict-item]
         self.nb = Notebook(self.state, self.ctx.task)
         self.base, _ = self.nb.lead()
-        self.base_key = champion_key(self.ctx.task, self.base)
         self.view = self.nb.view(seed=self.ctx.settings.seed, on_lead=True)
 
     def offer(self, entries: list[dict[str, Any]], *, posted: bool = False) -> None:
@@ -135,8 +135,6 @@ class Refiller:
 
     def _stale(self, q: dict[str, Any], p: Proposal, change: Change) -> str | None:
         """Why approved work may no longer run, checked as the critique would check it now."""
-        if q["base"] != self.base_key:
-            return "the lab builds on another base"
         # The baseline's runs do not age it: they repeat the default, which every draft starts from.
         baseline = sum(1 for s in self.nb.submitted if s.kind == "baseline")
         if len(self.nb.log) + self.arrived - max(q.get("results", 0), baseline) >= self.ctx.executor.slots:

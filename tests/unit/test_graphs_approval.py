@@ -229,5 +229,6 @@ def test_approval_off_adds_no_step_and_no_state() -> None:
     finally:
         run.close()
     assert "__interrupt__" not in final and not final.get("awaiting")
-    assert len(history) > 10 and all("approve" not in s.next for s in history)
+    # How many supersteps a run takes depends on how often freed slots are refilled; a few at least.
+    assert len(history) > 3 and all("approve" not in s.next for s in history)
     assert not [r for r in final["reviews"] if r["reviewer"] == "human"]

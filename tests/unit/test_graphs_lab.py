@@ -17,7 +17,7 @@ from lab_helpers import OPTIMUM, make_synth_task, noise_fn, run_lab, stable_norm
 from autosci_graph.lab.changes import change_key
 from autosci_graph.lab.critique import refutes
 from autosci_graph.lab.knowledge import axis_effects
-from autosci_graph.lab.lead import direction
+from autosci_graph.lab.lead import direction, shared_ancestor
 from autosci_graph.state import Candidate
 from autosci_graph.graphs.context import LabSettings
 from autosci_graph.graphs.lab import build_lab_graph
@@ -302,9 +302,12 @@ def test_a_rebased_candidate_is_re_measured_on_the_new_champion() -> None:
     for c in rebased:
         base = c["base"]
         # The rebased change is the new base champion plus the candidate's own direction (its
-        # proposal, and the lead it stepped from when it built on one) ...
+        # proposal, and the lead it stepped from when it built on one, unless the new champion
+        # descends from that lead too: then only the steps taken after it) ...
         root = Candidate.model_validate(candidates[c["rebased_from"]])
-        knobs, _ = direction(root)
+        parsed = {i: Candidate.model_validate(x) for i, x in candidates.items()}
+        since = shared_ancestor(root, parsed.get(base["experiment_id"] or ""), parsed)
+        knobs, _ = direction(root, since)
         assert c["change"]["knobs"] == {**base["config"], **knobs}
         assert c["proposal"]["change"]["knobs"].items() <= c["change"]["knobs"].items()
         # ... and it really ran: its runs are of that change, judged against that champion.
