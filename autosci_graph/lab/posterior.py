@@ -32,15 +32,12 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from autosci_graph.lab.changes import change_key
-from autosci_graph.lab.promotion import pooled_noise
-from autosci_graph.lab.stats import sigma_upper
-from autosci_graph.state import Change, CodeIdea, ExperimentEntry, RunResult
+from autosci_graph.lab.knowledge import noise_estimate
+from autosci_graph.state import Change, CodeIdea, ExperimentEntry
 from autosci_graph.task import CategoricalKnob, KnobValue, ResearchTask, unit
 
 #: Fewer successful runs than this and no model is fitted: the seeds alone are the evidence.
@@ -68,29 +65,37 @@ def encode(task: ResearchTask, config: Mapping[str, KnobValue], diff: str | None
     return row
 
 
-def _repeat_groups(task: ResearchTask, runs: Sequence[RunResult]) -> list[list[float]]:
-    groups: dict[str, list[float]] = defaultdict(list)
-    for r in runs:
-        groups[change_key(task, r.change)].append(float(r.metric))  # type: ignore[arg-type]
-    return list(groups.values())
-
-
 def _code_state(diff: str | None) -> str:
     return (diff or "").strip()
 
 
+def _row(task: ResearchTask, markers: Sequence[str], codes: Sequence[str], change: Change) -> list[float]:
+    """A change's features: one per distinct code state, then :func:`encode`'s."""
+    state = _code_state(change.diff)
+    return [1.0 if state == c else 0.0 for c in codes] + encode(task, {**task.default_config(), **change.knobs}, change.diff, markers)
+
+
 @dataclass(frozen=True)
-class _Fit:
+class GPFit:
+    """A fitted scikit-learn GP on standardized targets: ``y = offset + scale · ŷ``."""
+
     model: Any
-    #: The targets were standardized before the fit: ``y = offset + scale · ŷ``.
     offset: float
     scale: float
 
+    def predict(self, x: Any) -> tuple[Any, Any]:
+        """Predicted mean and standard deviation of a new *run* at each row of ``x`` (noise included)."""
+        mean, std = self.model.predict(x, return_std=True)
+        return self.offset + self.scale * mean, self.scale * std
+
 
 @functools.lru_cache(maxsize=32)
-def _fit(xs: tuple[tuple[float, ...], ...], ys: tuple[float, ...], seed: int, noise_floor: float | None) -> _Fit:
-    """A GP fitted to these points (scikit-learn). A pure function of its data and seed, cached:
-    a step's lead and judges, which read the same runs, share one fit."""
+def fit_gp(xs: tuple[tuple[float, ...], ...], ys: tuple[float, ...], seed: int = 0, noise_floor: float | None = None) -> GPFit:
+    """The GP both the lab's evidence and the offline scientist's surrogate use: a Matérn-5/2
+    kernel with one length scale per feature times a constant, plus white noise (fitted, and no
+    lower than ``noise_floor`` when one is given, in the targets' units). A pure function of its
+    data and seed, cached: a step's lead, judges, proposer and critics, which read the same runs,
+    share one fit."""
     import numpy as np
     from sklearn.gaussian_process import GaussianProcessRegressor
     from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
@@ -109,7 +114,7 @@ def _fit(xs: tuple[tuple[float, ...], ...], ys: tuple[float, ...], seed: int, no
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter on tiny data sets
         model.fit(np.asarray(xs), (y - offset) / scale)
-    return _Fit(model, offset, scale)
+    return GPFit(model, offset, scale)
 
 
 @dataclass(frozen=True)
@@ -118,14 +123,14 @@ class Posterior:
     metric's direction)."""
 
     task: ResearchTask
-    fitted: _Fit | None
+    fitted: GPFit
     markers: tuple[str, ...]
     #: Distinct code states seen, each its own 0/1 feature (beyond the ideas' markers).
     codes: tuple[str, ...]
 
     @classmethod
     def fit(cls, task: ResearchTask, entries: Sequence[ExperimentEntry], *, ideas: Sequence[CodeIdea] = (),
-            seed: int = 0, noise_floor: bool = False) -> "Posterior | None":
+            noise_floor: bool = False) -> "Posterior | None":
         """Fit on every successful run; ``None`` with fewer than :data:`MIN_RUNS` of them or no knobs.
         ``noise_floor``: the white noise may not fall below the 90% upper confidence bound of the
         σ the repeats measure (for a claim; the lead's model fits its noise freely)."""
@@ -133,20 +138,14 @@ class Posterior:
         if len(ok) < MIN_RUNS or not task.knobs:
             return None
         sign = -1.0 if task.metric.minimize else 1.0
-        codes = tuple(sorted({_code_state(r.change.diff) for r in ok}))
-        post = cls(task=task, fitted=None, markers=tuple(code_markers(ideas)), codes=codes if len(codes) > 1 else ())
-        xs = tuple(tuple(post._row(r.change)) for r in ok)
+        markers = tuple(code_markers(ideas))
+        states = tuple(sorted({_code_state(r.change.diff) for r in ok}))
+        codes = states if len(states) > 1 else ()
+        xs = tuple(tuple(_row(task, markers, codes, r.change)) for r in ok)
         ys = tuple(sign * float(r.metric) for r in ok)  # type: ignore[arg-type]
-        floor = None
-        if noise_floor:
-            sigma, dof = pooled_noise(_repeat_groups(task, ok))
-            floor = None if sigma is None else sigma_upper(sigma, dof)
-        return cls(task=task, fitted=_fit(xs, ys, seed, floor), markers=post.markers, codes=post.codes)
-
-    def _row(self, change: Change) -> list[float]:
-        config = {**self.task.default_config(), **change.knobs}
-        state = _code_state(change.diff)
-        return [1.0 if state == c else 0.0 for c in self.codes] + encode(self.task, config, change.diff, self.markers)
+        floor = noise_estimate(task, entries, upper=True)[0] if noise_floor else None
+        # The restarts' seed is fixed: the lab's decisions are a function of its results alone.
+        return cls(task=task, fitted=fit_gp(xs, ys, 0, floor), markers=markers, codes=codes)
 
     def _latent(self, changes: Sequence[Change]) -> tuple[Any, Any]:
         """Posterior mean and covariance of the noise-free metric (gain units) at ``changes``:
@@ -155,10 +154,9 @@ class Posterior:
         import numpy as np
         from scipy.linalg import solve_triangular
 
-        assert self.fitted is not None, "Posterior.fit makes fitted posteriors only"
         gp = self.fitted.model
         signal = gp.kernel_.k1
-        x = np.asarray([self._row(c) for c in changes])
+        x = np.asarray([_row(self.task, self.markers, self.codes, c) for c in changes])
         k_star = signal(x, gp.X_train_)
         mean = k_star @ gp.alpha_
         v = solve_triangular(gp.L_, k_star.T, lower=True)

@@ -1,4 +1,5 @@
-"""A Gaussian-process surrogate of the metric, fitted to every result so far (scikit-learn).
+"""A Gaussian-process surrogate of the metric, fitted to every result so far with the lab's GP
+(:func:`autosci_graph.lab.posterior.fit_gp`).
 
 The offline scientist proposes where the surrogate expects improvement and its critic rejects
 what the surrogate confidently predicts to lose; the same model serves both, so proposal and
@@ -11,16 +12,13 @@ matter (irrelevant knobs get long length scales); a white-noise term absorbs see
 
 from __future__ import annotations
 
-import functools
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from autosci_graph.lab.posterior import code_markers, encode
+from autosci_graph.lab.posterior import GPFit, code_markers, encode, fit_gp
 from autosci_graph.state import Champion, CodeIdea, ExperimentEntry
 from autosci_graph.task import KnobValue, ResearchTask
 
@@ -28,29 +26,12 @@ from autosci_graph.task import KnobValue, ResearchTask
 MIN_POINTS = 4
 
 
-@functools.lru_cache(maxsize=16)
-def _fitted(xs: tuple[tuple[float, ...], ...], ys: tuple[float, ...], seed: int) -> Any:
-    """The Gaussian process fitted to these points. A pure function of its data and seed, so a
-    turn's proposer and critics, which read the same results, share one fit instead of three."""
-    from sklearn.gaussian_process import GaussianProcessRegressor
-    from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
-
-    dims = len(xs[0])
-    kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern(length_scale=[0.5] * dims, length_scale_bounds=(0.05, 20.0), nu=2.5) \
-        + WhiteKernel(noise_level=1e-2, noise_level_bounds=(1e-8, 1.0))
-    model = GaussianProcessRegressor(kernel=kernel, normalize_y=True, n_restarts_optimizer=1, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # convergence chatter on tiny data sets
-        model.fit(np.asarray(xs), np.asarray(ys))
-    return model
-
-
 @dataclass
 class Surrogate:
     """A fitted surrogate: predicted gain (vs the champion) and its uncertainty per configuration."""
 
     task: ResearchTask
-    model: object
+    model: GPFit
     baseline: float  # the champion's metric, in gain units the predictions are relative to
     #: The surrogate's (noise-free) value at the champion: expected improvement is measured from
     #: it, since a proposal has to beat the champion, not the luckiest run ever seen.
@@ -77,8 +58,8 @@ class Surrogate:
         xs = [encode(task, {**task.default_config(), **c.knobs}, c.diff, markers) for c, _ in ok] + \
              [encode(task, {**task.default_config(), **c.knobs}, c.diff, markers) for c in failed]
         ys = [sign * m for _, m in ok] + [worst - 0.5 * max(spread, 1e-9)] * len(failed)
-        model = _fitted(tuple(map(tuple, xs)), tuple(ys), seed)
-        at_champion = model.predict(np.asarray([encode(task, {**task.default_config(), **champion.config}, champion.diff, markers)]))
+        model = fit_gp(tuple(map(tuple, xs)), tuple(ys), seed)
+        at_champion, _ = model.predict(np.asarray([encode(task, {**task.default_config(), **champion.config}, champion.diff, markers)]))
         return cls(task=task, model=model, baseline=sign * champion_metric, incumbent=float(at_champion[0]), markers=markers)
 
     def predict(self, configs: Sequence[Mapping[str, KnobValue]], diffs: Sequence[str | None] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -86,7 +67,7 @@ class Surrogate:
         the code it runs with: ``diffs``, the full change of each)."""
         codes = list(diffs) if diffs is not None else [None] * len(configs)
         x = np.asarray([encode(self.task, {**self.task.default_config(), **c}, d, self.markers) for c, d in zip(configs, codes)])
-        mean, std = self.model.predict(x, return_std=True)  # type: ignore[attr-defined]
+        mean, std = self.model.predict(x)
         return mean - self.baseline, std
 
     def expected_improvement(self, configs: Sequence[Mapping[str, KnobValue]], diffs: Sequence[str | None] | None = None) -> np.ndarray:
