@@ -254,7 +254,8 @@ def _branch(i: int, team_graph: Any, max_branches: int) -> Any:
             return None
         b = plan.branches[i]
         sibling = sum(1 for other in plan.branches[:i] if other.team_id == b.team_id)
-        return {"team_id": b.team_id, "holder": b.holder, "turn": i, "sibling": sibling, "lab": _lab_snapshot(state)}
+        return {"team_id": b.team_id, "holder": b.holder, "turn": i, "sibling": sibling, "revisions": plan.revisions,
+                "lab": _lab_snapshot(state)}
 
     # The branch thinks until its node returns, however it ends (``tend`` waits for that).
     def team_branch(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:

@@ -47,6 +47,11 @@ class RoundPlan:
     #: Run branches (they come first): the slots this round's thinking may still take.
     reserved: int
     tend: bool
+    #: Revisions each branch may make after a rejected proposal: the LLM turns the budget has
+    #: beyond one per branch, shared equally (``None``: no LLM budget, ``max_revisions`` apply).
+    #: A revision is another proposal and its critiques, as costly as a turn, and a round whose
+    #: branches revise unchecked overran ``--max-cost`` by two turns.
+    revisions: int | None = None
 
     @property
     def holding(self) -> list[str]:
@@ -69,7 +74,7 @@ def plan_round(ctx: LabContext, state: LabState, max_branches: int = MAX_BRANCHE
         drafts = [Branch(t.team_id, None) for _ in range(max(1, ctx.settings.experimenters_per_team))
                   for t in sorted(nb.active_teams, key=lambda t: t.team_id)]
         drafts = drafts[:_width(ctx, state, max_branches)]
-        return RoundPlan(tuple(drafts), 0, bool(drafts))
+        return RoundPlan(tuple(drafts), 0, bool(drafts), _revisions(ctx, state, len(drafts)))
     busy = {s.held_by for s in in_flight}
     free = min(ctx.executor.slots - len(in_flight), max_branches)
     # Longest-waiting team first, by position in the submission log, never by clock: parallel
@@ -101,13 +106,19 @@ def plan_round(ctx: LabContext, state: LabState, max_branches: int = MAX_BRANCHE
     # tend gives freed slots the approved work the state has and what the branches post while
     # they think (a run branch that passes frees its slot for a thinking-ahead team's work).
     tend = bool(branches and ctx.refills)
-    return RoundPlan(tuple(branches), min(reserved, len(branches)), tend)
+    return RoundPlan(tuple(branches), min(reserved, len(branches)), tend, _revisions(ctx, state, len(branches)))
 
 
 def _width(ctx: LabContext, state: LabState, max_branches: int) -> int:
     """Branches this round may run: each is an agent turn, and together they fit the LLM budget."""
     turns = llm_turns_left(ctx, state)
     return max_branches if turns is None else min(max_branches, turns)
+
+
+def _revisions(ctx: LabContext, state: LabState, width: int) -> int | None:
+    """Revisions per branch the LLM budget leaves once every branch has had its turn."""
+    turns = llm_turns_left(ctx, state)
+    return None if turns is None or width == 0 else max(0, turns - width) // width
 
 
 def round_width(ctx: LabContext, max_branches: int) -> int:

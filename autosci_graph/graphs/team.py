@@ -43,6 +43,8 @@ class TeamState(TypedDict, total=False):
     #: How many branches of the same team come before it in this round: they draft from the
     #: same state at the same time, so this one should draft something else.
     sibling: int
+    #: Revisions the LLM budget allows this branch (``None``: ``LabSettings.max_revisions``).
+    revisions: int | None
     lab: LabState
     recalled: list[dict[str, Any]]
     proposals: list[dict[str, Any]]
@@ -263,7 +265,9 @@ def check_code(ctx: LabContext, p: Proposal, champion: Champion) -> Review | Non
 def after_critique(state: TeamState, runtime: Runtime[LabContext]) -> Literal["submit", "propose", "pass_turn"]:
     if state.get("approved"):
         return "submit"
-    if state.get("revision", 0) <= runtime.context.settings.max_revisions and state.get("proposals"):
+    share, most = state.get("revisions"), runtime.context.settings.max_revisions
+    allowed = most if share is None else min(most, share)
+    if state.get("revision", 0) <= allowed and state.get("proposals"):
         return "propose"
     return "pass_turn"
 

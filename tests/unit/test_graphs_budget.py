@@ -114,6 +114,28 @@ def test_a_rounds_branches_together_fit_the_cost_budget(executor: FunctionExecut
     assert llm_turns_left(ctx_with(executor, max_cost_usd=0.90 + 0.30), state(usage=repaired)) == 1  # type: ignore[arg-type]
 
 
+
+def test_revisions_get_only_the_turns_the_round_leaves(executor: FunctionExecutor) -> None:
+    # A turn is estimated at 0.18 USD here (6 calls of 0.03). A revision costs as much, so the
+    # branches share what the budget has beyond one turn each: 7 turns left for 2 branches leave
+    # 5, two revisions each; 3 turns for 2 branches leave none, and a rejected proposal ends the
+    # turn instead of spending a third branch's worth.
+    from langgraph.runtime import Runtime
+
+    from autosci_graph.graphs.rounds import _revisions
+    from autosci_graph.graphs.team import after_critique
+
+    usage = {"input_tokens": 800, "output_tokens": 200, "calls": 10, "cost_usd": 0.30, "turns": 5}
+    roomy = ctx_with(executor, max_cost_usd=0.30 + 7 * 0.18 + 0.01)
+    tight = ctx_with(executor, max_cost_usd=0.30 + 3 * 0.18 + 0.01)
+    assert _revisions(roomy, state(usage=usage), 2) == 2  # type: ignore[arg-type]
+    assert _revisions(tight, state(usage=usage), 2) == 0  # type: ignore[arg-type]
+    assert _revisions(ctx_with(executor), state(usage=usage), 2) is None  # type: ignore[arg-type]  (no budget)
+    rejected = {"revision": 1, "proposals": [{"proposal_id": "p"}], "approved": []}
+    assert after_critique({**rejected, "revisions": 0}, Runtime(context=tight)) == "pass_turn"  # type: ignore[arg-type]
+    assert after_critique({**rejected, "revisions": 2}, Runtime(context=roomy)) == "propose"  # type: ignore[arg-type]
+    assert after_critique({**rejected, "revisions": None}, Runtime(context=roomy)) == "propose"  # type: ignore[arg-type]
+
 # -- stop_reason -------------------------------------------------------------------------------
 
 
