@@ -43,6 +43,11 @@ def llm_turns_left(ctx: LabContext, state: LabState) -> int | None:
     return budget.llm_turns_left(ctx.settings.budget, spent(state))
 
 
+def llm_passes_left(ctx: LabContext, state: LabState) -> int | None:
+    """Proposal passes (a proposal and its critiques) the token and cost budgets still cover."""
+    return budget.llm_passes_left(ctx.settings.budget, spent(state))
+
+
 def stop_reason(ctx: LabContext, state: LabState) -> str | None:
     """Why the lab should stop starting experiments, or ``None`` to go on."""
     nb = Notebook(state, ctx.task)

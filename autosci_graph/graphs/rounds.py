@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from langgraph.config import get_config
 
-from autosci_graph.graphs.budget import can_start, llm_turns_left
+from autosci_graph.graphs.budget import can_start, llm_passes_left, llm_turns_left
 from autosci_graph.graphs.context import LabContext
 from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.lab.teams import branch_holders, rank_key
@@ -47,8 +47,8 @@ class RoundPlan:
     #: Run branches (they come first): the slots this round's thinking may still take.
     reserved: int
     tend: bool
-    #: Revisions each branch may make after a rejected proposal: the LLM turns the budget has
-    #: beyond one per branch, shared equally (``None``: no LLM budget, ``max_revisions`` apply).
+    #: Revisions each branch may make after a rejected proposal: the proposal passes the LLM
+    #: budget has beyond one per branch, shared equally (``None``: no LLM budget, ``max_revisions`` apply).
     #: A revision is another proposal and its critiques, as costly as a turn, and a round whose
     #: branches revise unchecked overran ``--max-cost`` by two turns.
     revisions: int | None = None
@@ -116,9 +116,10 @@ def _width(ctx: LabContext, state: LabState, max_branches: int) -> int:
 
 
 def _revisions(ctx: LabContext, state: LabState, width: int) -> int | None:
-    """Revisions per branch the LLM budget leaves once every branch has had its turn."""
-    turns = llm_turns_left(ctx, state)
-    return None if turns is None or width == 0 else max(0, turns - width) // width
+    """Revisions per branch the LLM budget leaves once every branch has made its first proposal
+    pass: each revision is one more pass (a proposal and its critiques)."""
+    passes = llm_passes_left(ctx, state)
+    return None if passes is None or width == 0 else max(0, passes - width) // width
 
 
 def round_width(ctx: LabContext, max_branches: int) -> int:

@@ -9,7 +9,7 @@ dispatch and every confirmation, costs a few sums and no record parsing.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from autosci_graph.state import Champion, ExperimentEntry
@@ -78,17 +78,29 @@ def llm_turns_left(budget: Budget, spent: Spent) -> int | None:
     nothing spent yet to estimate a turn from). A turn is estimated at ``CALLS_PER_TURN`` calls
     of the mean cost so far, so the count stays ahead of the spend; a round's parallel branches
     are each a turn, and together they must fit."""
+    # The larger of CALLS_PER_TURN calls and the mean turn so far (formation included): turns
+    # whose answers need repairs run to more calls than CALLS_PER_TURN.
+    return _units_left(budget, spent, lambda used, calls, turns: max(used / calls * CALLS_PER_TURN,
+                                                                      used / turns if turns else 0.0))
+
+
+def llm_passes_left(budget: Budget, spent: Spent) -> int | None:
+    """How many more proposal passes (a proposal and its critiques, repairs included: at most
+    ``CALLS_PER_TURN`` calls) fit the token and cost budgets; a revision is one such pass."""
+    return _units_left(budget, spent, lambda used, calls, turns: used / calls * CALLS_PER_TURN)
+
+
+def _units_left(budget: Budget, spent: Spent, unit: Callable[[float, int, int], float]) -> int | None:
+    """How many more units of spend, each priced by ``unit(used, calls, turns)``, fit every LLM budget."""
     calls, turns = max(1, spent.llm_calls), spent.llm_turns
     left: list[int] = []
     for limit, used in ((budget.max_tokens, float(spent.llm_tokens)), (budget.max_cost_usd, spent.cost_usd)):
         if limit is None:
             continue
-        # The larger of CALLS_PER_TURN calls and the mean turn so far (formation included): turns
-        # whose answers need repairs run to more calls than CALLS_PER_TURN.
-        turn = max(used / calls * CALLS_PER_TURN, used / turns if turns else 0.0)
-        if turn > 0:
-            # the tolerance keeps a turn that fits exactly (3.0 - 1.2 is 1.7999... in floats)
-            left.append(max(0, math.floor((limit - used) / turn + 1e-9)))
+        cost = unit(used, calls, turns)
+        if cost > 0:
+            # the tolerance keeps a unit that fits exactly (3.0 - 1.2 is 1.7999... in floats)
+            left.append(max(0, math.floor((limit - used) / cost + 1e-9)))
         elif used > limit:
             left.append(0)
     return min(left) if left else None

@@ -116,10 +116,10 @@ def test_a_rounds_branches_together_fit_the_cost_budget(executor: FunctionExecut
 
 
 def test_revisions_get_only_the_turns_the_round_leaves(executor: FunctionExecutor) -> None:
-    # A turn is estimated at 0.18 USD here (6 calls of 0.03). A revision costs as much, so the
-    # branches share what the budget has beyond one turn each: 7 turns left for 2 branches leave
-    # 5, two revisions each; 3 turns for 2 branches leave none, and a rejected proposal ends the
-    # turn instead of spending a third branch's worth.
+    # A proposal pass (a proposal and its critiques, at most 6 calls of 0.03 here) is 0.18 USD,
+    # and a revision is one more pass, so the branches share what the budget has beyond one pass
+    # each: 7 passes left for 2 branches leave 5, two revisions each; 3 for 2 leave none, and a
+    # rejected proposal ends the turn instead of spending a third branch's worth.
     from langgraph.runtime import Runtime
 
     from autosci_graph.graphs.rounds import _revisions

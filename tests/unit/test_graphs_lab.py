@@ -82,7 +82,8 @@ class RecordingScientist(SearchScientist):
 
 def test_the_lab_improves_a_task_with_a_known_optimum_within_the_exact_budget() -> None:
     settings = LabSettings(n_teams=2, max_experiments=30, stop_after_no_keep=None, max_idle_rounds=30)
-    final, executor = run_lab(TASK, synth_loss(sigma=0.02), SearchScientist(), settings, slots=2)
+    # Synchronous: with runs in threads, which slot frees first (the clock) would steer the search.
+    final, executor = run_lab(TASK, synth_loss(sigma=0.02), SearchScientist(), settings, slots=2, synchronous=True)
 
     assert final["stop_reason"] == "experiment budget spent (30)"
     assert len(final["submitted"]) == 30
