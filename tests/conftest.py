@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -11,6 +12,14 @@ from typing import Any, Protocol
 import pytest
 
 from autosci_graph.task import CategoricalKnob, FloatKnob, Metric, ResearchTask
+
+
+# A suite started as a background job (``pytest &`` in a non-interactive shell, nohup) runs with
+# SIGINT ignored, and every child inherits that: a CLI under test would never see its Ctrl-C, and a
+# Ray worker would ignore the interrupt ``ray.cancel`` sends (close waited 10.5 s for the forced
+# kill). Children of the suite get Python's own handling, as from a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
