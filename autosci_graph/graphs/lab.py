@@ -315,11 +315,13 @@ def collect(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         # a slot is free when fewer runs are still in flight than there are slots.
         refiller = Refiller(ctx, {**state, "submitted": state.get("submitted", []) + update.get("submitted", [])})
         subs = {s.experiment_id: s for s in in_flight}
-        freed = [subs[r.experiment_id] for r in done]
-        for sub in freed:
-            refiller.finished(sub)
-        for k in range(ctx.executor.slots - (len(in_flight) - len(done))):
-            if refiller.fill(freed[k] if k < len(freed) else None) is None:
+        # One result at a time, its slot filled before the next counts (as ``tend`` does):
+        # approved work ages by the results in when its slot frees, not by how many ended in one wait.
+        for r in done:
+            refiller.finished(subs[r.experiment_id])
+            refiller.fill(subs[r.experiment_id])
+        for _ in range(ctx.executor.slots - len(in_flight)):  # slots no run held
+            if refiller.fill() is None:
                 break
         more = refiller.update()
         update.update(candidates=more["candidates"], queued=more["queued"], events=more["events"])

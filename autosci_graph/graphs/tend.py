@@ -45,6 +45,17 @@ def tend(state: LabState, runtime: Runtime[LabContext], max_branches: int = MAX_
     unresolved = set(range(plan.reserved))  # run branches that may still start a run
     freed: list[Submission] = []  # finished runs whose slot no approved work took yet
     arrived: list[RunResult] = []
+
+    def fill_free_slots() -> None:
+        """Every free slot takes approved work, the team of the run that freed it first."""
+        nonlocal freed
+        free = ctx.executor.slots - len(running) - len(unresolved)
+        while free > 0 and (refill := refiller.fill(freed[0] if freed else None)) is not None:
+            freed = freed[1:]
+            watch[refill.experiment_id] = refill
+            running.add(refill.experiment_id)
+            free -= 1
+
     while True:
         posts = ctx.board.take()
         refiller.offer(posts.queued, posted=True)
@@ -53,12 +64,7 @@ def tend(state: LabState, runtime: Runtime[LabContext], max_branches: int = MAX_
             watch[sub.experiment_id] = sub
             running.add(sub.experiment_id)
         unresolved.difference_update(posts.done)
-        free = ctx.executor.slots - len(running) - len(unresolved)
-        while free > 0 and (refill := refiller.fill(freed[0] if freed else None)) is not None:
-            freed = freed[1:]
-            watch[refill.experiment_id] = refill
-            running.add(refill.experiment_id)
-            free -= 1
+        fill_free_slots()
         thinking = ctx.board.thinking
         if not thinking and (arrived or not running):
             break
@@ -66,14 +72,18 @@ def tend(state: LabState, runtime: Runtime[LabContext], max_branches: int = MAX_
             ctx.board.wait(ctx.poll_s)
             continue
         for r in ctx.executor.wait(sorted(running), timeout=min(ctx.poll_s, BOARD_POLL_S) if thinking else ctx.poll_s):
+            # One result at a time, each freed slot filled before the next result counts: approved
+            # work ages by the results in when its slot frees, never by how many runs happened to
+            # end within one wait (two runs ending together made every entry stale at once).
             running.discard(r.experiment_id)
             arrived.append(r)
             refiller.finished(watch[r.experiment_id])
             freed.append(watch[r.experiment_id])
-        if refiller.nb.champion.metric is None and arrived:
-            # Teams draft while the baseline runs: once it is in, explorations start on the first
-            # champion at once, not after the drafting branches end and ``share`` has run.
-            results = {e.result.experiment_id: e.result for e in refiller.nb.log} | {r.experiment_id: r for r in arrived}
-            if (first := baseline_champion(refiller.nb.submitted, results)) is not None:
-                refiller.first_champion(first)
+            if refiller.nb.champion.metric is None:
+                # Teams draft while the baseline runs: once it is in, explorations start on the
+                # first champion at once, not after the drafting branches end and ``share`` has run.
+                results = {e.result.experiment_id: e.result for e in refiller.nb.log} | {a.experiment_id: a for a in arrived}
+                if (first := baseline_champion(refiller.nb.submitted, results)) is not None:
+                    refiller.first_champion(first)
+            fill_free_slots()
     return {"inbox": [r.to_state() for r in arrived], **refiller.update()}

@@ -40,6 +40,12 @@ from autosci_graph.lab.knowledge import noise_estimate
 from autosci_graph.state import Change, CodeIdea, ExperimentEntry
 from autosci_graph.task import CategoricalKnob, KnobValue, ResearchTask, unit
 
+# The fit's convergence chatter on tiny data sets (a length scale at its bound, L-BFGS stopping
+# early) says nothing to a user: silenced for sklearn's GP modules only, once at import.
+# Not ``catch_warnings`` around each fit: that swaps the process-wide filter list, and fits in
+# the lab's parallel branches restored each other's filters and the warnings came through.
+warnings.filterwarnings("ignore", module=r"sklearn\.gaussian_process\.")
+
 #: Fewer successful runs than this and no model is fitted: the seeds alone are the evidence.
 MIN_RUNS = 6
 
@@ -111,9 +117,7 @@ def fit_gp(xs: tuple[tuple[float, ...], ...], ys: tuple[float, ...], seed: int =
     kernel = ConstantKernel(1.0, (1e-3, 1e3)) * Matern(length_scale=[0.5] * dims, length_scale_bounds=(0.05, 20.0), nu=2.5) \
         + white
     model = GaussianProcessRegressor(kernel=kernel, normalize_y=False, n_restarts_optimizer=1, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # convergence chatter on tiny data sets
-        model.fit(np.asarray(xs), (y - offset) / scale)
+    model.fit(np.asarray(xs), (y - offset) / scale)
     return GPFit(model, offset, scale)
 
 
