@@ -78,6 +78,13 @@ def start_ticks(pid: int) -> int:
     return st[2] if st else 0
 
 
+def is_running(pid: int, ticks: int) -> bool:
+    """The process ``pid`` that started at ``ticks`` has not ended. A zombie has: only its
+    parent's reaping is left (a killed Ray worker stays one until its raylet reaps it)."""
+    st = _stat(pid)
+    return st is not None and st[0] not in ("Z", "X") and st[2] == ticks
+
+
 def run_pids(pgid: int, run_id: str, since: int = 0) -> list[int]:
     """Live (non-zombie) processes of a run: in its process group, or carrying its marker.
 

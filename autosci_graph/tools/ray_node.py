@@ -42,7 +42,7 @@ from autosci_graph.tools.attempt import Attempt, run_attempt
 from autosci_graph.tools.env import RUN_MARKER
 from autosci_graph.tools.limits import limits_for
 from autosci_graph.tools.prepare import ensure_prepared
-from autosci_graph.tools.process import ManagedProcess, start_ticks
+from autosci_graph.tools.process import ManagedProcess, is_running, start_ticks
 from autosci_graph.tools.sandbox import Sandbox, SandboxMode, make_sandbox
 from autosci_graph.tools.slots import Gpu, Slot, detect_gpus
 
@@ -124,7 +124,7 @@ def _owner_alive(owner: str) -> bool:
         pid, ticks = int(pid_text), int(ticks_text)
     except ValueError:
         return False
-    return start_ticks(pid) == ticks
+    return is_running(pid, ticks)
 
 
 def sweep_orphans(job: str | None = None, experiment_id: str | None = None) -> int:
