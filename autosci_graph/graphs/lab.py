@@ -318,8 +318,7 @@ def collect(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         # One result at a time, its slot filled before the next counts (as ``tend`` does):
         # approved work ages by the results in when its slot frees, not by how many ended in one wait.
         for r in done:
-            refiller.finished(subs[r.experiment_id])
-            refiller.fill(subs[r.experiment_id])
+            refiller.after(subs[r.experiment_id])
         for _ in range(ctx.executor.slots - len(in_flight)):  # slots no run held
             if refiller.fill() is None:
                 break

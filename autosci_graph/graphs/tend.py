@@ -48,10 +48,10 @@ def tend(state: LabState, runtime: Runtime[LabContext], max_branches: int = MAX_
 
     def fill_free_slots() -> None:
         """Every free slot takes approved work, the team of the run that freed it first."""
-        nonlocal freed
         free = ctx.executor.slots - len(running) - len(unresolved)
         while free > 0 and (refill := refiller.fill(freed[0] if freed else None)) is not None:
-            freed = freed[1:]
+            if freed:
+                freed.pop(0)
             watch[refill.experiment_id] = refill
             running.add(refill.experiment_id)
             free -= 1

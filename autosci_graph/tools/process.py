@@ -78,11 +78,12 @@ def start_ticks(pid: int) -> int:
     return st[2] if st else 0
 
 
-def is_running(pid: int, ticks: int) -> bool:
-    """The process ``pid`` that started at ``ticks`` has not ended. A zombie has: only its
-    parent's reaping is left (a killed Ray worker stays one until its raylet reaps it)."""
+def is_running(pid: int, ticks: int | None = None) -> bool:
+    """The process ``pid`` (the one that started at ``ticks``, when given) has not ended. A
+    zombie has: only its parent's reaping is left (a killed Ray worker stays one until its
+    raylet reaps it)."""
     st = _stat(pid)
-    return st is not None and st[0] not in ("Z", "X") and st[2] == ticks
+    return st is not None and st[0] not in ("Z", "X") and (ticks is None or st[2] == ticks)
 
 
 def run_pids(pgid: int, run_id: str, since: int = 0) -> list[int]:
@@ -204,8 +205,7 @@ def _init_gone(init: tuple[int, int], budget_s: float = 0.05) -> bool:
     pid, ticks = init
     deadline = time.monotonic() + budget_s
     while True:
-        st = _stat(pid)
-        if st is None or st[0] in ("Z", "X") or st[2] != ticks:
+        if not is_running(pid, ticks):
             return True
         if time.monotonic() >= deadline:
             return False
@@ -458,7 +458,7 @@ def kill_orphans(marker_prefix: str, grace_s: float = 2.0) -> int:
                 pass
         if sig == signal.SIGTERM:
             deadline = time.monotonic() + grace_s
-            while time.monotonic() < deadline and any(_stat(p) and _stat(p)[0] not in ("Z", "X") for p in found):  # type: ignore[index]
+            while time.monotonic() < deadline and any(is_running(p) for p in found):
                 time.sleep(0.05)
     if found:
         log.warning("killed %d process(es) left running by an earlier executor (%s*)", len(found), marker_prefix)
