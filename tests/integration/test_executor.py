@@ -297,7 +297,26 @@ def test_ray_stuck_node_is_cancelled_through_ray_cancel_and_leaves_nothing(tmp_p
         while _helpers_started(stuck) and time.time() < deadline + 30:  # the main process goes first
             time.sleep(0.05)
         assert ex.run(Change(knobs={"x": 0.25}), experiment_id="after").metric == 0.25
-    assert not wait_gone(stuck, timeout=5)
+    left = wait_gone(stuck, timeout=5)
+    assert not left, _orphan_report(left, ray_cluster)
+
+
+def _orphan_report(left: list[int], cluster: RayCluster) -> str:
+    """What a failed sweep left: each process's state and owner, and what the nodes logged about
+    orphans (the sweep logs to its Ray worker's log, not to pytest)."""
+    from autosci_graph.tools.ray_node import OWNER_VAR, _environ_of, _owner_alive
+
+    lines = []
+    for pid in left:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[-1][:40]
+        except OSError:
+            stat = "gone"
+        owner = _environ_of(pid).get(OWNER_VAR, "")
+        lines.append(f"pid {pid} ({stat}) owner {owner or '?'} alive={_owner_alive(owner)}")
+    logged = [ln for f in cluster.temp_dir.rglob("*") if f.suffix in (".log", ".out", ".err") and f.is_file()
+              for ln in f.read_text(errors="replace").splitlines() if "orphan" in ln]
+    return "left alive: " + "; ".join(lines) + "\nnode logs on orphans:\n" + "\n".join(logged[-10:] or ["(none)"])
 
 
 def _owner_of(experiment_id: str) -> int:
