@@ -76,11 +76,14 @@ class Trace:
     final_champion: dict[str, KnobValue] | None = None
 
 
-def run_graph(mode: str, inst: Instance, budget: int) -> Trace:
-    """The lab (``mode="lab"``) or the single agent on one instance."""
+def run_graph(mode: str, inst: Instance, budget: int, settings: dict[str, Any] | None = None,
+              scientist: dict[str, Any] | None = None) -> Trace:
+    """The lab (``mode="lab"``) or the single agent on one instance; ``settings`` and
+    ``scientist``: overrides of the ``LabSettings`` and ``SearchScientist`` arguments (ablations)."""
     ex = FunctionExecutor(inst.experiment, metric_name="loss", slots=2 if mode == "lab" else 1, synchronous=True)
-    ctx = LabContext(task=inst.task, executor=ex, scientist=SearchScientist(), poll_s=0.01,
-                     settings=LabSettings(seed=inst.seed, n_teams=3, max_experiments=budget, stop_after_no_keep=None))
+    base = {"seed": inst.seed, "n_teams": 3, "max_experiments": budget, "stop_after_no_keep": None}
+    ctx = LabContext(task=inst.task, executor=ex, scientist=SearchScientist(**(scientist or {})), poll_s=0.01,
+                     settings=LabSettings(**{**base, **(settings or {})}))
     try:
         out = invoke(mode, ctx, f"{mode}-{inst.variant}-{inst.seed}")
     finally:

@@ -87,13 +87,16 @@ class SearchScientist(Scientist):
         exploration: weight of the bonus for rarely tried axes in the axis score.
         stray_factor: a team moves knobs it does not own when the surrogate's expected
             improvement there is this many times its best on its own axes (``math.inf``: never).
+        primary_first: while no run has moved a team's primary axis, a bold move on it leads
+            the team's drafts (the hypothesis is tested first); ``False``: the ranking alone decides.
     """
 
     name = "search"
 
-    def __init__(self, *, exploration: float = 1.0, stray_factor: float = STRAY_FACTOR) -> None:
+    def __init__(self, *, exploration: float = 1.0, stray_factor: float = STRAY_FACTOR, primary_first: bool = True) -> None:
         self.exploration = exploration
         self.stray_factor = stray_factor
+        self.primary_first = primary_first
 
     # -- organize ----------------------------------------------------------------------------
 
@@ -195,7 +198,8 @@ class SearchScientist(Scientist):
         # state (they take the top of the ranking; the round's claims would refuse a second copy).
         skip = len(view.feedback) + view.siblings_drafting * max(1, n)
         order = [drafts[i] for i in sorted(range(len(drafts)), key=lambda i: -scores[i])]
-        order = self._primary_first(view, team, order)
+        if self.primary_first:
+            order = self._primary_first(view, team, order)
         order, code = order[skip:] or order[-1:], code[skip:] or code[-1:]
         if surrogate is not None and code:
             # Code ideas compete with knob moves on the same footing: expected improvement of the

@@ -157,3 +157,27 @@ def test_score_reads_regret_and_experiments_to_target() -> None:
     assert (row["promotions"], row["false_promotions"], row["redundant"]) == (1, 0, 2)
     never = score(inst, "optuna", Trace(champions=[default] * 4, configs=[Change(knobs=default)] * 4), budget=4)
     assert never["to_target"] is None and never["regret"] == pytest.approx(1.0)
+
+
+def test_ablation_compares_each_instance_with_itself() -> None:
+    from bench.bench_ablation import DEFAULTS, compare
+
+    def row(variant: str, instance: int, regrets: list[float], to_target: int | None) -> dict[str, object]:
+        return {"variant": variant, "instance": instance, "regret_path": regrets, "to_target": to_target}
+
+    path = [1.0] * 9 + [0.4] * 10 + [0.2] * 21  # 40 experiments
+    rows = [row(DEFAULTS, 0, path, None), row(DEFAULTS, 1, [r / 10 for r in path], 10),
+            row("v", 0, [r / 2 for r in path], 20), row("v", 1, [r / 5 for r in path], 12)]
+    c = compare(rows, "v", 40)
+    # instance 0 halves its regret, instance 1 doubles it: the geometric mean ratio is 1, one lower each
+    assert c["instances"] == 2 and math.isclose(c["ratio@40"], 1.0) and c["lower@40"] == 1
+    assert c["to_target_change"] == ((20 - 41) + (12 - 10)) / 2  # never reached counts as budget + 1
+
+
+@pytest.mark.parametrize("spec", ["no-equals", 'bad={"settings": {"no_such_setting": 1}}', 'bad={"other": {}}', "bad={not json"])
+def test_an_ablation_variant_with_a_mistake_is_refused_by_name(spec: str) -> None:
+    from bench.bench_ablation import parse_variant
+
+    with pytest.raises(SystemExit) as err:
+        parse_variant(spec)
+    assert "--variant" in str(err.value)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
-from lab_helpers import champion, dead_end, entry, make_synth_task, proposal, team, view
+from lab_helpers import champion, entry, make_synth_task, proposal, team, view
 from pydantic import ValidationError
 
 from autosci_graph.lab.critique import auto_review, unit_step
-from autosci_graph.scientists.base import AxisEffect, HypothesisDraft, Knowledge, RecalledMemory, ReviewDraft, Scientist
+from autosci_graph.scientists.base import AxisEffect, HypothesisDraft, Knowledge, ReviewDraft, Scientist
 from autosci_graph.scientists.search import BOLD_STEP, SearchScientist
 from autosci_graph.state import Proposal
 
@@ -183,6 +183,16 @@ def test_a_team_tests_its_untested_primary_axis_first_with_a_bold_move() -> None
     # Once width has been moved, the ranking decides again.
     moved = [entry(0, "width", "increase", {"width": 64})]
     assert "width" not in view(TASK, moved).knowledge.untested_axes
+
+
+def test_without_primary_first_the_ranking_alone_orders_an_untested_primary_axis() -> None:
+    # The ablation of the rule above (SearchScientist(primary_first=False)): the same team and
+    # seeds, and the seeded ranking leads with another axis for some of them.
+    own = team(axes=("width", "lr", "dropout"))
+    plain = SearchScientist(primary_first=False)
+    firsts = [plain.propose(view(TASK).model_copy(update={"seed": seed}), team=own, author="experimenter-1", recalled=[]).proposals[0]
+              for seed in range(8)]
+    assert {p.axis for p in firsts} != {"width"}
 
 
 def test_propose_strays_from_an_exhausted_team_axis() -> None:
