@@ -41,7 +41,7 @@ from autosci_graph.graphs.context import LabSettings
 from autosci_graph.lab.promotion import PromotionRule
 from autosci_graph.scientists.search import SearchScientist
 from bench._report import markdown_table, write_section
-from bench.bench_efficacy import TARGET_REGRET, run_graph, score
+from bench.bench_efficacy import TARGET_REGRET, _to_target, run_graph, score
 from bench.efficacy_tasks import make_instance
 
 DEFAULTS = "defaults"
@@ -90,7 +90,7 @@ def run_job(job: tuple[str, dict[str, Any], int, int]) -> dict[str, Any]:
     inst = make_instance(seed, "noisy")
     trace = run_graph("lab", inst, budget, settings=_settings(over), scientist=over.get("scientist"))
     row = score(inst, "lab", trace, budget)
-    return {"variant": name, "instance": seed, "regret_path": row["regret_path"], "to_target": row["to_target"]}
+    return {"variant": name, "instance": seed, "regret_path": row["regret_path"], "to_target": row["to_target"], "budget": budget}
 
 
 def _at(row: dict[str, Any], n: int) -> float:
@@ -108,8 +108,7 @@ def compare(rows: list[dict[str, Any]], name: str, budget: int) -> dict[str, Any
         logs = [math.log(_at(mine[s], n) / _at(base[s], n)) for s in seeds]
         out[f"ratio@{n}"] = math.exp(statistics.fmean(logs))
         out[f"lower@{n}"] = sum(1 for x in logs if x < 0)
-    target = lambda r: r["to_target"] if r["to_target"] is not None else budget + 1  # noqa: E731
-    out["to_target_change"] = statistics.fmean(target(mine[s]) - target(base[s]) for s in seeds)
+    out["to_target_change"] = statistics.fmean(_to_target(mine[s]) - _to_target(base[s]) for s in seeds)
     out["median_regret"] = statistics.median(_at(mine[s], budget) for s in seeds)
     return out
 

@@ -163,7 +163,7 @@ def test_ablation_compares_each_instance_with_itself() -> None:
     from bench.bench_ablation import DEFAULTS, compare
 
     def row(variant: str, instance: int, regrets: list[float], to_target: int | None) -> dict[str, object]:
-        return {"variant": variant, "instance": instance, "regret_path": regrets, "to_target": to_target}
+        return {"variant": variant, "instance": instance, "regret_path": regrets, "to_target": to_target, "budget": 40}
 
     path = [1.0] * 9 + [0.4] * 10 + [0.2] * 21  # 40 experiments
     rows = [row(DEFAULTS, 0, path, None), row(DEFAULTS, 1, [r / 10 for r in path], 10),
