@@ -22,7 +22,7 @@ BUDGET = 16
 # Step-limited training makes each run repeatable for its seed, and one slot makes the order in
 # which results arrive fixed, so the lab's decisions are a function of its seed and the results
 # alone: the test does not hinge on how busy the machine is or on the run id.
-FIXED = ["--fixed", "time_budget=0", "--fixed", "max_steps=80"]
+FIXED = ["--fixed", "time_budget=0", "--fixed", "max_steps=40", "--fixed", "eval_bytes=8192"]
 
 
 def _autosci(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:

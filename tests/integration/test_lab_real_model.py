@@ -1,5 +1,5 @@
 """A small lab on a real model: llama.cpp's ``llama-server`` serving Qwen2.5-Coder-0.5B-Instruct on
-127.0.0.1 (one thread), ``LLMScientist`` with bounded ``json_schema`` answers, end to end.
+127.0.0.1 (two threads), ``LLMScientist`` with bounded ``json_schema`` answers, end to end.
 
 What a real model does that scripted answers do not: it is slow, partly wrong, copies values, and
 ignores instructions. The lab must still work: organize, propose and critique get real answers;
@@ -11,6 +11,7 @@ server reported, reply by reply. The binary and the weights come from ``tests/su
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,8 +26,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.real_model]
 
 @pytest.fixture(scope="session")
 def llama_server() -> Iterator[LlamaServer]:
-    """One server for the session; built and fetched first on a cache miss."""
-    server = LlamaServer(llama_server_binary(), model_file()).start()
+    """One server for the session; built and fetched first on a cache miss. Two threads: the
+    lab's experiments run in-process and take almost no CPU, so the model may have the machine
+    (measured on 2 cores: the lab test took 298 s on one thread)."""
+    server = LlamaServer(llama_server_binary(), model_file(), threads=min(2, os.cpu_count() or 1)).start()
     try:
         yield server
     finally:

@@ -10,8 +10,8 @@ Qwen2.5-Coder-0.5B-Instruct (GGUF, Q4_K_M), both prepared once into a cache fold
   downloads or defaults to these weights.
 
 ``python -m tests.support.local_model`` prepares both (``scripts/setup.sh`` runs it) and prints
-their paths. :class:`LlamaServer` starts the server on a free 127.0.0.1 port with one thread, waits
-until ``/health`` answers, and stops it by its PID.
+their paths. :class:`LlamaServer` starts the server on a free 127.0.0.1 port with ``threads``
+threads (one unless asked), waits until ``/health`` answers, and stops it by its PID.
 """
 
 from __future__ import annotations
@@ -133,14 +133,17 @@ def free_port() -> int:
 
 
 class LlamaServer:
-    """``llama-server`` on 127.0.0.1 with one thread and one slot, stopped by its PID.
+    """``llama-server`` on 127.0.0.1 with one slot, stopped by its PID.
+
+    ``threads``: for generation and prompt processing (``-t``/``-tb``); one by default, as the
+    benchmark measures it.
 
     ``--no-jinja --chat-template chatml``: the GGUF's ChatML template without the Jinja engine;
     ``-c`` holds the longest lab prompt plus its answer and a repair round.
     """
 
-    def __init__(self, binary: Path, model: Path, *, context: int = 4096, log: Path | None = None) -> None:
-        self.binary, self.model, self.context = binary, model, context
+    def __init__(self, binary: Path, model: Path, *, context: int = 4096, threads: int = 1, log: Path | None = None) -> None:
+        self.binary, self.model, self.context, self.threads = binary, model, context, threads
         self.log_path = log or Path(tempfile.mkstemp(prefix="llama-server-", suffix=".log")[1])
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
@@ -152,8 +155,8 @@ class LlamaServer:
     def start(self, timeout: float = 120.0) -> "LlamaServer":
         self.port = free_port()
         cmd = [str(self.binary), "-m", str(self.model), "-a", MODEL_ALIAS, "--host", "127.0.0.1", "--port", str(self.port),
-               "-c", str(self.context), "-np", "1", "-t", "1", "-tb", "1", "--no-jinja", "--chat-template", "chatml",
-               "--no-webui"]
+               "-c", str(self.context), "-np", "1", "-t", str(self.threads), "-tb", str(self.threads), "--no-jinja",
+               "--chat-template", "chatml", "--no-webui"]
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
