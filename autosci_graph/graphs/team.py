@@ -254,8 +254,9 @@ def check_code(ctx: LabContext, p: Proposal, champion: Champion) -> Review | Non
         return Review(proposal_id=p.proposal_id, reviewer="precheck", approve=False, rule="patch_does_not_apply",
                       reason=f"The code change does not apply to the champion's files: {exc}")
     # The smoke command is contained as the executor contains runs (``--sandbox none`` included).
-    problem = precheck(ctx.task, change, data_dir=getattr(ctx.executor, "data_dir", None),
-                       sandbox=getattr(ctx.executor, "sandbox", None))
+    with ctx.smoke_lock:
+        problem = precheck(ctx.task, change, data_dir=getattr(ctx.executor, "data_dir", None),
+                           sandbox=getattr(ctx.executor, "sandbox", None))
     if problem is None:
         return None
     return Review(proposal_id=p.proposal_id, reviewer="precheck", approve=False, rule="patch_check_failed",

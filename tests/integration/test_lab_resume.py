@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 BUDGET = 8
 ARGS = ["examples/gpt_bpb", "--teams", "2", "--slots", "2", "--max-experiments", str(BUDGET), "--stop-after-no-keep", "0",
-        "--fixed", "time_budget=0", "--fixed", "max_steps=80"]
+        "--fixed", "time_budget=0", "--fixed", "max_steps=40", "--fixed", "eval_bytes=8192"]
 
 
 def _cli(*args: str) -> list[str]:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 from pathlib import Path
 
-from lab_helpers import run_lab, stable_normal
+from lab_helpers import champion, proposal, run_lab, stable_normal
 
-from autosci_graph.graphs.context import LabSettings
+from autosci_graph.graphs.context import LabContext, LabSettings
+from autosci_graph.graphs.team import check_code
 from autosci_graph.scientists.search import SearchScientist
 from autosci_graph.state import Change
 from autosci_graph.task import ResearchTask
+from autosci_graph.tools.inprocess import FunctionExecutor
 from autosci_graph.tools.codestate import files_at
 from autosci_graph.tools.patches import unified_diff
 
@@ -80,3 +84,22 @@ def test_an_idea_is_kept_and_a_later_change_stacks_on_it(tmp_path: Path) -> None
     for s in final["submitted"]:
         if s["kind"] == "explore" and s["proposal"]["axis"].startswith("code:"):
             assert s["proposal"]["axis"] in teams[s["proposal"]["team"]]["hypothesis"]["axes"]
+
+
+def test_smoke_checks_run_one_at_a_time_whatever_the_teams_thinking_at_once(tmp_path: Path) -> None:
+    """Checks cost no slot, so the lab bounds them instead: three teams checking code at once
+    run their smoke commands one after another (each sleeps 1 s: in parallel they would all be
+    done in about 1 s; one at a time cannot take less than 3)."""
+    task = _task(tmp_path).model_copy(update={"smoke": ("{python}", "-c", "import time; time.sleep(1)")})
+    ctx = LabContext(task=task, executor=FunctionExecutor(_loss, metric_name="loss"), scientist=SearchScientist())
+    gelu = unified_diff({"train.py": TRAIN}, {"train.py": TRAIN.replace('"tanh"', '"gelu"')})
+    proposals = [proposal("code:activation", "code", pid=f"p{i}").model_copy(update={"change": Change(diff=gelu)}) for i in range(3)]
+    reviews: list[object] = []
+    threads = [threading.Thread(target=lambda p=p: reviews.append(check_code(ctx, p, champion(task)))) for p in proposals]
+    start = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert reviews == [None, None, None]  # every check passed
+    assert time.monotonic() - start >= 3.0
