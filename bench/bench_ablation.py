@@ -41,7 +41,7 @@ from autosci_graph.graphs.context import LabSettings
 from autosci_graph.lab.promotion import PromotionRule
 from autosci_graph.scientists.search import SearchScientist
 from bench._report import markdown_table, write_section
-from bench.bench_efficacy import TARGET_REGRET, _to_target, run_graph, score
+from bench.bench_efficacy import TARGET_REGRET, experiments_to_target, run_graph, score
 from bench.efficacy_tasks import make_instance
 
 DEFAULTS = "defaults"
@@ -108,7 +108,7 @@ def compare(rows: list[dict[str, Any]], name: str, budget: int) -> dict[str, Any
         logs = [math.log(_at(mine[s], n) / _at(base[s], n)) for s in seeds]
         out[f"ratio@{n}"] = math.exp(statistics.fmean(logs))
         out[f"lower@{n}"] = sum(1 for x in logs if x < 0)
-    out["to_target_change"] = statistics.fmean(_to_target(mine[s]) - _to_target(base[s]) for s in seeds)
+    out["to_target_change"] = statistics.fmean(experiments_to_target(mine[s]) - experiments_to_target(base[s]) for s in seeds)
     out["median_regret"] = statistics.median(_at(mine[s], budget) for s in seeds)
     return out
 

@@ -255,7 +255,7 @@ def _pick(rows: list[dict[str, Any]], variant: str, system: str) -> list[dict[st
     return sorted((r for r in rows if r["variant"] == variant and r["system"] == system), key=lambda r: r["instance"])
 
 
-def _to_target(r: dict[str, Any]) -> int:
+def experiments_to_target(r: dict[str, Any]) -> int:
     """Censored runs (target never reached) count as budget + 1: a lower bound on the truth."""
     return r["to_target"] if r["to_target"] is not None else r["budget"] + 1
 
@@ -276,7 +276,7 @@ def system_summary(rows: list[dict[str, Any]], variant: str, system: str) -> dic
     return {
         "runs": len(sub),
         "median_regret": _median(r["regret"] for r in sub),
-        "median_to_target": _median(_to_target(r) for r in sub),
+        "median_to_target": _median(experiments_to_target(r) for r in sub),
         "reached": sum(1 for r in sub if r["to_target"] is not None),
         "promotions": sum(r["promotions"] for r in sub),
         "false_promotions": sum(r["false_promotions"] for r in sub),
@@ -344,7 +344,7 @@ def report(rows: list[dict[str, Any]], budget: int, wall_s: float) -> tuple[str,
     lab, single, optuna = (_pick(rows, "noisy", s) for s in SYSTEMS)
     for a, b, c in zip(lab, single, optuna):
         per_instance.append([a["instance"], f"{a['knobs']} ({a['irrelevant']})", a["regret"], b["regret"], c["regret"],
-                             _fmt_target(_to_target(a), budget), _fmt_target(_to_target(b), budget), _fmt_target(_to_target(c), budget),
+                             _fmt_target(experiments_to_target(a), budget), _fmt_target(experiments_to_target(b), budget), _fmt_target(experiments_to_target(c), budget),
                              f"{a['false_promotions']}/{a['promotions']}", f"{b['false_promotions']}/{b['promotions']}",
                              a["redundant"], a["past_bar"], a["teams_formed"], a["kinds"].get("confirm", 0)])
 

@@ -205,9 +205,9 @@ class LabContext:
     _claims_lock: threading.Condition = field(default_factory=threading.Condition, repr=False)
     _turn: int = field(default=0, repr=False)
     #: Held while a code change's smoke command runs. Checks cost no slot, but each is a process
-    #: beside the slots' experiments: four teams checking at once on a 2-core machine measured
-    #: 2.5x slower experiments, and a time-budgeted run trains fewer steps when it is starved.
-    #: One at a time bounds that at one process.
+    #: beside the slots' experiments: four team branches (2 teams x 2 experimenters) checking at
+    #: once on a 2-core machine made experiments 2.5x slower, and a time-budgeted run trains fewer
+    #: steps when it is starved. One at a time bounds that at one process.
     smoke_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     #: What the thinking branches of the current dispatch post for ``tend`` while they still
     #: think (:mod:`autosci_graph.graphs.board`). In memory only.

@@ -14,8 +14,8 @@ from autosci_graph.graphs.team import check_code
 from autosci_graph.scientists.search import SearchScientist
 from autosci_graph.state import Change
 from autosci_graph.task import ResearchTask
-from autosci_graph.tools.inprocess import FunctionExecutor
 from autosci_graph.tools.codestate import files_at
+from autosci_graph.tools.inprocess import FunctionExecutor
 from autosci_graph.tools.patches import unified_diff
 
 TRAIN = """import math
@@ -94,8 +94,9 @@ def test_smoke_checks_run_one_at_a_time_whatever_the_teams_thinking_at_once(tmp_
     ctx = LabContext(task=task, executor=FunctionExecutor(_loss, metric_name="loss"), scientist=SearchScientist())
     gelu = unified_diff({"train.py": TRAIN}, {"train.py": TRAIN.replace('"tanh"', '"gelu"')})
     proposals = [proposal("code:activation", "code", pid=f"p{i}").model_copy(update={"change": Change(diff=gelu)}) for i in range(3)]
+    base = champion(task)
     reviews: list[object] = []
-    threads = [threading.Thread(target=lambda p=p: reviews.append(check_code(ctx, p, champion(task)))) for p in proposals]
+    threads = [threading.Thread(target=lambda p: reviews.append(check_code(ctx, p, base)), args=(p,)) for p in proposals]
     start = time.monotonic()
     for t in threads:
         t.start()
