@@ -38,9 +38,11 @@ def toy_loss(change: Change, seed: int) -> float:
 
 
 def toy_context(*, max_experiments: int = 10, n_teams: int = 2, memory: ExperimentMemory | None = None) -> LabContext:
-    """Services and settings for a short lab on the toy task (offline scientist, two slots)."""
+    """Services and settings for a short lab on the toy task (offline scientist, two slots).
+    Synchronous: results come back in submission order, so the lab's decisions, and what the
+    examples print, depend on the seed alone, never on which thread finished first."""
     return LabContext(
-        task=toy_task(), executor=FunctionExecutor(toy_loss, metric_name="loss", slots=2),
+        task=toy_task(), executor=FunctionExecutor(toy_loss, metric_name="loss", slots=2, synchronous=True),
         scientist=SearchScientist(), memory=memory, poll_s=0.05,
         settings=LabSettings(n_teams=n_teams, max_experiments=max_experiments, stop_after_no_keep=None),
     )
