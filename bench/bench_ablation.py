@@ -7,10 +7,13 @@
 Each variant is the lab (as ``bench.bench_efficacy`` runs it: SearchScientist, 3 teams, 2 slots,
 a synchronous executor, ``LabSettings.seed`` = instance) with ``settings`` overriding
 ``LabSettings`` arguments (``promotion`` as a dict of ``PromotionRule`` fields) and ``scientist``
-overriding ``SearchScientist`` arguments. Every variant runs on the same noisy instances as the
-defaults, so each instance is its own control: generated instances differ in difficulty by
-orders of magnitude, and an unpaired median over a few dozen of them cannot tell a real change
-from the draw (on 24 instances, one variant looked 1.22 times worse at 40 experiments, and 1.09 on 60).
+overriding ``SearchScientist`` arguments; ``"system": "single"`` runs the single-agent baseline
+instead (``--variant 'single={"system": "single"}'`` reads the single agent's regret over the
+lab's, paired per instance; with ``scientist`` overrides too, a change to the scientist is
+measured on both systems). Every variant runs on the same noisy instances as the defaults, so
+each instance is its own control: generated instances differ in difficulty by orders of
+magnitude, and an unpaired median over a few dozen of them cannot tell a real change from the
+draw (on 24 instances, one variant looked 1.22 times worse at 40 experiments, and 1.09 on 60).
 
 Figures per variant, against the defaults on the same instances: the geometric mean of the
 ratio of true regrets (each floored at 0.001, the noise-free truth at the champion) after 10, 20
@@ -63,9 +66,11 @@ def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
         over = json.loads(body)
     except json.JSONDecodeError as exc:
         raise SystemExit(f"--variant {name}: its overrides are not JSON ({exc})") from None
-    unknown = set(over) - {"settings", "scientist"}
+    unknown = set(over) - {"settings", "scientist", "system"}
     if not isinstance(over, dict) or unknown:
-        raise SystemExit(f"--variant {name}: only 'settings' and 'scientist' may be given (got {sorted(unknown)})")
+        raise SystemExit(f"--variant {name}: only 'settings', 'scientist' and 'system' may be given (got {sorted(unknown)})")
+    if over.get("system", "lab") not in ("lab", "single"):
+        raise SystemExit(f"--variant {name}: 'system' is 'lab' or 'single' (got {over['system']!r})")
     try:  # a misspelt setting fails here, with its name, not in a worker process
         _settings(over)
         SearchScientist(**over.get("scientist", {}))
@@ -88,8 +93,9 @@ def run_job(job: tuple[str, dict[str, Any], int, int]) -> dict[str, Any]:
     name, over, seed, budget = job
     warnings.filterwarnings("ignore", module="sklearn")
     inst = make_instance(seed, "noisy")
-    trace = run_graph("lab", inst, budget, settings=_settings(over), scientist=over.get("scientist"))
-    row = score(inst, "lab", trace, budget)
+    system = over.get("system", "lab")
+    trace = run_graph(system, inst, budget, settings=_settings(over), scientist=over.get("scientist"))
+    row = score(inst, system, trace, budget)
     return {"variant": name, "instance": seed, "regret_path": row["regret_path"], "to_target": row["to_target"], "budget": budget}
 
 

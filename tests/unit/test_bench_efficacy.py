@@ -174,10 +174,22 @@ def test_ablation_compares_each_instance_with_itself() -> None:
     assert c["to_target_change"] == ((20 - 41) + (12 - 10)) / 2  # never reached counts as budget + 1
 
 
-@pytest.mark.parametrize("spec", ["no-equals", 'bad={"settings": {"no_such_setting": 1}}', 'bad={"other": {}}', "bad={not json"])
+@pytest.mark.parametrize("spec", ["no-equals", 'bad={"settings": {"no_such_setting": 1}}', 'bad={"other": {}}', "bad={not json",
+                                  'bad={"system": "optuna"}'])
 def test_an_ablation_variant_with_a_mistake_is_refused_by_name(spec: str) -> None:
     from bench.bench_ablation import parse_variant
 
     with pytest.raises(SystemExit) as err:
         parse_variant(spec)
     assert "--variant" in str(err.value)
+
+
+def test_an_ablation_variant_may_run_the_single_agent() -> None:
+    from bench.bench_ablation import parse_variant, run_job
+
+    name, over = parse_variant('single={"system": "single"}')
+    row = run_job((name, over, 0, 6))
+    assert row["variant"] == "single" and len(row["regret_path"]) == 6
+    # The lab spends its first three runs on the default's seeds; the single agent's differ from them.
+    lab = run_job(("lab", {}, 0, 6))
+    assert lab["regret_path"][:3] == [1.0, 1.0, 1.0] and row["regret_path"] != lab["regret_path"]
