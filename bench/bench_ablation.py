@@ -69,7 +69,7 @@ def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
     unknown = set(over) - {"settings", "scientist", "system"}
     if not isinstance(over, dict) or unknown:
         raise SystemExit(f"--variant {name}: only 'settings', 'scientist' and 'system' may be given (got {sorted(unknown)})")
-    if over.get("system", "lab") not in ("lab", "single"):
+    if _system(over) not in ("lab", "single"):
         raise SystemExit(f"--variant {name}: 'system' is 'lab' or 'single' (got {over['system']!r})")
     try:  # a misspelt setting fails here, with its name, not in a worker process
         _settings(over)
@@ -77,6 +77,11 @@ def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
     except (TypeError, ValueError, SettingsError) as exc:
         raise SystemExit(f"--variant {name}: {exc}") from None
     return name.strip(), over
+
+
+def _system(over: dict[str, Any]) -> str:
+    """Which system a variant runs: the lab unless it says ``"system": "single"``."""
+    return over.get("system", "lab")  # type: ignore[no-any-return]
 
 
 def _settings(over: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +98,7 @@ def run_job(job: tuple[str, dict[str, Any], int, int]) -> dict[str, Any]:
     name, over, seed, budget = job
     warnings.filterwarnings("ignore", module="sklearn")
     inst = make_instance(seed, "noisy")
-    system = over.get("system", "lab")
+    system = _system(over)
     trace = run_graph(system, inst, budget, settings=_settings(over), scientist=over.get("scientist"))
     row = score(inst, system, trace, budget)
     return {"variant": name, "instance": seed, "regret_path": row["regret_path"], "to_target": row["to_target"], "budget": budget}
@@ -127,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--variant", action="append", default=[], help="NAME='{\"settings\": {...}, \"scientist\": {...}}'")
     ap.add_argument("--write", action="store_true", help="replace the ablation section of BENCHMARKS.md")
     args = ap.parse_args(argv)
-    variants = [(DEFAULTS, {})] + [parse_variant(v) for v in args.variant]
+    variants: list[tuple[str, dict[str, Any]]] = [(DEFAULTS, {})] + [parse_variant(v) for v in args.variant]
     if len(variants) == 1:
         raise SystemExit("give at least one --variant to compare with the defaults")
     jobs = [(name, over, seed, args.budget) for seed in range(args.instances) for name, over in variants]
@@ -149,7 +154,8 @@ def main(argv: list[str] | None = None) -> None:
                      + [f"{c['to_target_change']:+.2f}", f"{c['median_regret']:.4f}"])
         figures[f"ablation {name}, regret ratio at {args.budget} vs defaults"] = round(c[f"ratio@{args.budget}"], 3)
     body = (f"{args.instances} generated noisy tasks (`bench/efficacy_tasks.py`, instances 0-{args.instances - 1}), "
-            f"{args.budget} experiments each; the lab as the efficacy suite runs it, with each variant's overrides. "
+            f"{args.budget} experiments each; the lab as the efficacy suite runs it (the single agent where a variant "
+            "says `system: single`), with each variant's overrides. "
             "Paired per instance: the geometric mean over instances of the variant's true regret over the defaults' "
             f"(floored at {FLOOR}), below 1 is better, with the instances where the variant's is lower; experiments to "
             f"target (regret ≤ {TARGET_REGRET}; never = {args.budget + 1}), mean change, below 0 is better. "
