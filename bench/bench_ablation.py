@@ -66,8 +66,10 @@ def parse_variant(spec: str) -> tuple[str, dict[str, Any]]:
         over = json.loads(body)
     except json.JSONDecodeError as exc:
         raise SystemExit(f"--variant {name}: its overrides are not JSON ({exc})") from None
+    if not isinstance(over, dict):
+        raise SystemExit(f"--variant {name}: its overrides are a JSON object, {{\"settings\": {{...}}, ...}} (got {body!r})")
     unknown = set(over) - {"settings", "scientist", "system"}
-    if not isinstance(over, dict) or unknown:
+    if unknown:
         raise SystemExit(f"--variant {name}: only 'settings', 'scientist' and 'system' may be given (got {sorted(unknown)})")
     if _system(over) not in ("lab", "single"):
         raise SystemExit(f"--variant {name}: 'system' is 'lab' or 'single' (got {over['system']!r})")

@@ -175,7 +175,7 @@ def test_ablation_compares_each_instance_with_itself() -> None:
 
 
 @pytest.mark.parametrize("spec", ["no-equals", 'bad={"settings": {"no_such_setting": 1}}', 'bad={"other": {}}', "bad={not json",
-                                  'bad={"system": "optuna"}'])
+                                  'bad={"system": "optuna"}', "bad=5", 'bad=["settings"]'])
 def test_an_ablation_variant_with_a_mistake_is_refused_by_name(spec: str) -> None:
     from bench.bench_ablation import parse_variant
 
