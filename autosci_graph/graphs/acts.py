@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -42,7 +43,15 @@ class Pause:
     seconds: float
 
 
-Steps = Generator["Act | Pause", Any, T]
+@dataclass(frozen=True)
+class Together:
+    """Independent scientist calls made at once (the critiques of one turn's proposals): the
+    node receives each call's answer, or the exception it raised, in the order of ``acts``."""
+
+    acts: tuple[Act, ...]
+
+
+Steps = Generator["Act | Pause | Together", Any, T]
 
 
 def drive(steps: Steps[T]) -> T:
@@ -58,6 +67,8 @@ def drive(steps: Steps[T]) -> T:
         try:
             if isinstance(want, Pause):
                 time.sleep(want.seconds)
+            elif isinstance(want, Together):
+                value = _together(want)
             else:
                 value = getattr(want.who, want.act)(**want.kwargs)
         except Exception as exc:  # handed to the node, which decides (a ProviderError is a failed turn)
@@ -77,10 +88,28 @@ async def adrive(steps: Steps[T]) -> T:
         try:
             if isinstance(want, Pause):
                 await asyncio.sleep(want.seconds)
+            elif isinstance(want, Together):
+                value = await asyncio.gather(*(getattr(a.who, f"a{a.act}")(**a.kwargs) for a in want.acts),
+                                             return_exceptions=True)
             else:
                 value = await getattr(want.who, f"a{want.act}")(**want.kwargs)
         except Exception as exc:
             error = exc
+
+
+def _together(want: Together) -> list[Any]:
+    """The sync calls of ``want`` on a thread each; each answer, or the exception it raised."""
+    if len(want.acts) <= 1:
+        return [_outcome(a) for a in want.acts]
+    with ThreadPoolExecutor(max_workers=len(want.acts), thread_name_prefix="together") as pool:
+        return list(pool.map(_outcome, want.acts))
+
+
+def _outcome(act: Act) -> Any:
+    try:
+        return getattr(act.who, act.act)(**act.kwargs)
+    except Exception as exc:  # handed to the node with the others' answers
+        return exc
 
 
 def _advance(steps: Steps[T], value: Any, error: BaseException | None) -> tuple[bool, Any]:

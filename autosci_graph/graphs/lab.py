@@ -39,7 +39,7 @@ from autosci_graph.graphs.context import DONE, LabContext, emit
 from autosci_graph.graphs.share import share
 from autosci_graph.graphs.state import LabState, Notebook, changed_teams
 from autosci_graph.graphs.refill import Refiller, fill_free_slots
-from autosci_graph.graphs.rounds import MAX_BRANCHES, plan_round, round_width
+from autosci_graph.graphs.rounds import MAX_BRANCHES, merge_turns, next_turn, plan_round, round_width
 from autosci_graph.graphs.tend import tend
 from autosci_graph.graphs.team import build_team_graph
 from autosci_graph.lab.candidates import next_confirmation
@@ -221,7 +221,7 @@ def dispatch(state: LabState, runtime: Runtime[LabContext], max_branches: int = 
     ctx = runtime.context
     plan = plan_round(ctx, state, round_width(ctx, max_branches))
     if plan.branches:
-        ctx.board.begin(len(plan.branches))
+        ctx.board.begin(len(plan.branches), reserved=plan.reserved)
         return [branch_node(i) for i in range(len(plan.branches))] + (["tend"] if plan.tend else [])
     nb = Notebook(state, ctx.task)
     # No team (formation failed and is retried next round) is not the end of the run: the round
@@ -259,18 +259,34 @@ def _branch(i: int, team_graph: Any, max_branches: int) -> Any:
 
     # The branch thinks until its node returns, however it ends (``tend`` waits for that).
     def team_branch(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
+        ctx = runtime.context
         try:
-            payload = branch_input(state, runtime.context)
-            return {} if payload is None else dict(team_graph.invoke(payload, context=runtime.context))
+            payload = branch_input(state, ctx)
+            if payload is None:
+                return {}
+            out = dict(team_graph.invoke(payload, context=ctx))
+            turns = 1
+            while (again := next_turn(ctx, state, i, payload, out, turns)) is not None:
+                out = merge_turns(out, dict(team_graph.invoke(again, context=ctx)))
+                turns += 1
+            return out
         finally:
-            runtime.context.board.done(i)
+            ctx.board.done(i)
 
     async def ateam_branch(state: LabState, runtime: Runtime[LabContext]) -> dict[str, Any]:
+        ctx = runtime.context
         try:
-            payload = await asyncio.to_thread(branch_input, state, runtime.context)
-            return {} if payload is None else dict(await team_graph.ainvoke(payload, context=runtime.context))
+            payload = await asyncio.to_thread(branch_input, state, ctx)
+            if payload is None:
+                return {}
+            out = dict(await team_graph.ainvoke(payload, context=ctx))
+            turns = 1
+            while (again := await asyncio.to_thread(next_turn, ctx, state, i, payload, out, turns)) is not None:
+                out = merge_turns(out, dict(await team_graph.ainvoke(again, context=ctx)))
+                turns += 1
+            return out
         finally:
-            runtime.context.board.done(i)
+            ctx.board.done(i)
 
     team_branch.__name__ = f"team_{i}"
     return both(team_branch, ateam_branch)

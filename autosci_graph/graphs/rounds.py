@@ -14,6 +14,11 @@ the larger part of a checkpoint, and grew with the run, quadratically in total).
   it approves posted for ``tend`` the moment its turn ends, so the next slot to free has work
   waiting; approved work the state already holds does not stop a team thinking: it expires
   after ``slots`` results, and the freshest thinking is what a slot should get.
+* **Thinking on**: a branch whose turn ends while another branch of the round is still in its
+  first turn (the round lasts that long anyway) takes another turn ahead, from the same state,
+  below what it drafted (shown to it as in flight), while too little approved work waits for the
+  slots that free meanwhile (:func:`next_turn`). A run branch that is still thinking gives its
+  reserved slot to approved work waiting (``tend``), and what it approves then waits in turn.
 * **tend** runs beside every round's branches when slots are refilled.
 """
 
@@ -22,6 +27,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from langgraph.config import get_config
 
@@ -29,6 +35,7 @@ from autosci_graph.graphs.budget import can_start, llm_passes_left, llm_turns_le
 from autosci_graph.graphs.context import LabContext
 from autosci_graph.graphs.state import LabState, Notebook
 from autosci_graph.lab.teams import branch_holders, rank_key
+from autosci_graph.state import add_usage
 
 #: Team branches one round may run at once: nodes ``team-0`` ... of the lab graph.
 MAX_BRANCHES = 16
@@ -135,3 +142,30 @@ def round_width(ctx: LabContext, max_branches: int) -> int:
         workers = None
     workers = workers or min(32, (os.cpu_count() or 1) + 4)
     return max(1, min(max_branches, workers - 1))
+
+
+def next_turn(ctx: LabContext, state: LabState, i: int, first: dict[str, Any], out: dict[str, Any], k: int) -> dict[str, Any] | None:
+    """The input of branch ``i``'s ``k``-th extra turn when it should think ahead once more: its
+    turn ended while another branch of the round is still in its first turn, and too little
+    approved work waits for the slots that free meanwhile (:meth:`RoundBoard.another_turn
+    <autosci_graph.graphs.board.RoundBoard.another_turn>`); ``None`` to end. It drafts from the
+    same state, below what its earlier turns drafted, which it is shown as in flight."""
+    ctx.board.turn_ended(i)
+    budget = ctx.settings.budget
+    turns_left = None if budget.max_tokens is None and budget.max_cost_usd is None else llm_turns_left(ctx, state) or 0
+    if not ctx.refills or not can_start(ctx, state) or not ctx.board.another_turn(i, slots=ctx.executor.slots, turns_left=turns_left):
+        return None
+    plan = plan_round(ctx, state, round_width(ctx, MAX_BRANCHES))
+    siblings = sum(1 for b in plan.branches if b.team_id == first["team_id"])
+    drafted = [q["proposal"] for q in out.get("queued", []) if q.get("status") == "ready"] + \
+        [sub["proposal"] for sub in out.get("submitted", [])]
+    return {**first, "holder": None, "again": k, "sibling": first["sibling"] + k * siblings, "drafted": drafted}
+
+
+def merge_turns(out: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """One branch's writes over several turns: the lists in order (the lab's reducers merge
+    them as they would two branches' writes), the usage summed."""
+    merged = dict(out)
+    for key, value in more.items():
+        merged[key] = add_usage(out.get(key, {}), value) if key == "usage" else list(out.get(key, [])) + list(value)
+    return merged

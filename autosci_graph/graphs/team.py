@@ -14,7 +14,7 @@ import operator
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from autosci_graph.graphs.acts import Act, Steps, adrive, both, drive
+from autosci_graph.graphs.acts import Act, Steps, Together, adrive, both, drive
 from autosci_graph.graphs.context import LabContext
 from autosci_graph.graphs.recall import recall_failures
 from autosci_graph.graphs.state import LabState, Notebook, merge_awaiting
@@ -43,6 +43,11 @@ class TeamState(TypedDict, total=False):
     #: How many branches of the same team come before it in this round: they draft from the
     #: same state at the same time, so this one should draft something else.
     sibling: int
+    #: Turns this branch took before this one in the same round (it thinks ahead again while a
+    #: slower branch still thinks), and what they drafted: not in the lab state yet, so shown
+    #: to the proposer as in flight.
+    again: int
+    drafted: list[dict[str, Any]]
     #: Revisions the LLM budget allows this branch (``None``: ``LabSettings.max_revisions``).
     revisions: int | None
     lab: LabState
@@ -126,6 +131,8 @@ def _propose(state: TeamState, ctx: LabContext) -> Steps[dict[str, Any]]:
     feedback = [Review.model_validate(r) for r in state.get("feedback", [])]
     recalled = [RecalledMemory.model_validate(r) for r in state.get("recalled", [])]
     view = nb.view(feedback=feedback, seed=ctx.settings.seed, on_lead=True, siblings_drafting=state.get("sibling", 0))
+    if state.get("drafted"):
+        view = view.model_copy(update={"in_flight": view.in_flight + [Proposal.model_validate(p) for p in state["drafted"]]})
     try:
         reply: ProposeReply = yield Act(ctx.scientist, "propose", {"view": view, "team": team, "author": author, "recalled": recalled,
                                                                "n": ctx.settings.proposals_per_turn})
@@ -137,6 +144,8 @@ def _propose(state: TeamState, ctx: LabContext) -> Steps[dict[str, Any]]:
     rev = state.get("revision", 0)
     # The branch's turn keeps the ids of two branches of one team in one round apart.
     branch = f"{team.team_id}-b{state.get('turn', 0)}" if ctx.settings.experimenters_per_team > 1 else team.team_id
+    if state.get("again"):
+        branch += f"x{state['again']}"
     proposals = [
         Proposal(
             proposal_id=f"{state['lab'].get('run_id', 'run')}-r{rotation:03d}-{branch}-v{rev}-{i}",
@@ -181,8 +190,13 @@ def _critique(state: TeamState, ctx: LabContext) -> Steps[dict[str, Any]]:
     usage: dict[str, Any] = {}
     events: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
-    for raw in state.get("proposals", []):
-        p = Proposal.model_validate(raw)
+    proposals = [Proposal.model_validate(raw) for raw in state.get("proposals", [])]
+    # The rules and the code check first; the critics of what passes are asked all at once
+    # (each proposal's review is independent of the others'), so a turn waits for its slowest
+    # critique instead of their sum.
+    ruled: list[Review | None] = []
+    asks: list[Act] = []
+    for p in proposals:
         recalled = recall_failures(ctx.memory, p.rationale or p.change.description or str(p.change.knobs), task=ctx.task.name, k=ctx.settings.recall_k)
         review = refused = check_code(ctx, p, view.champion)
         if refused is not None:
@@ -192,15 +206,22 @@ def _critique(state: TeamState, ctx: LabContext) -> Steps[dict[str, Any]]:
         if review is None:
             review = auto_review(p, view, recalled, ctx.settings.rules, candidate=candidate)
         if review is None:
-            reviewer = _reviewer(p.author, team, nb, rotation)
+            asks.append(Act(ctx.reviewer, "critique", {"view": view, "proposal": p, "reviewer": _reviewer(p.author, team, nb, rotation),
+                                                       "recalled": recalled}))
+        ruled.append(review)
+    answers = iter((yield Together(tuple(asks))) if asks else [])
+    asked = iter(asks)
+    for p, review in zip(proposals, ruled):
+        if review is None:
+            reviewer = next(asked).kwargs["reviewer"]
+            reply: CritiqueReply | BaseException = next(answers)
             failure: TurnFailure | None = None
-            try:
-                reply: CritiqueReply = yield Act(ctx.reviewer, "critique", {"view": view, "proposal": p, "reviewer": reviewer,
-                                                                          "recalled": recalled})
-            except ProviderError as exc:
-                usage = add_usage(usage, _usage_of(exc))
-                failure = TurnFailure(role="critique", kind="error", rotation=rotation, reason=str(exc), agent=reviewer,
+            if isinstance(reply, ProviderError):
+                usage = add_usage(usage, _usage_of(reply))
+                failure = TurnFailure(role="critique", kind="error", rotation=rotation, reason=str(reply), agent=reviewer,
                                       team=team.team_id)
+            elif isinstance(reply, BaseException):
+                raise reply
             else:
                 usage = add_usage(usage, reply.usage.to_state())
                 events.extend({"type": "dropped_answer", "team": team.team_id, "agent": reviewer, "reason": r, "at": time.time()}
@@ -297,6 +318,10 @@ def submit(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
     # candidate is still judged against the champion.
     base, _ = nb.lead()
     with ctx.turn(state.get("turn", 0)):
+        if not ctx.board.keep_slot(state.get("turn", 0)):
+            # ``tend`` gave this branch's slot to approved work while it thought: what it
+            # approved waits for the next slot to free, as a thinking-ahead branch's work does.
+            return {"queued": _posted(ctx, _replace_queued(state, ctx, ranked))}
         chosen, change, key = _claim(ctx, base, ranked)
         if chosen is None:
             return {"events": [{"type": "duplicate_skipped", "team": state["team_id"], "at": time.time(),
@@ -308,7 +333,7 @@ def submit(state: TeamState, runtime: Runtime[LabContext]) -> dict[str, Any]:
         sub, candidate = start_exploration(ctx, nb, chosen, change, key, holder=state.get("holder"))
     # What the team approved but did not run replaces its earlier approved work (the latest
     # thinking, on the latest results, is what a freed slot should get).
-    ctx.board.post(started=[sub.to_state()])
+    ctx.board.post(started=[sub.to_state()], turn=state.get("turn", 0))
     return {"submitted": [sub.to_state()], "candidates": [candidate.to_state()],
             "queued": _posted(ctx, _replace_queued(state, ctx, [p for p in ranked if p is not chosen]))}
 

@@ -42,14 +42,24 @@ def tend(state: LabState, runtime: Runtime[LabContext], max_branches: int = MAX_
     for sub in watch.values():  # idempotent; after a resume the new executor learns them here
         ctx.executor.submit(RunRequest(experiment_id=sub.experiment_id, change=sub.change, seed=sub.seed))
     running = set(watch)
-    unresolved = set(range(plan.reserved))  # run branches that may still start a run
+    unresolved = plan.reserved  # run branches holding a slot for the run they may still start
     freed: list[Submission] = []  # finished runs whose slot no approved work took yet
     arrived: list[RunResult] = []
 
     def fill_free_slots() -> None:
-        """Every free slot takes approved work, the team of the run that freed it first."""
-        free = ctx.executor.slots - len(running) - len(unresolved)
-        while free > 0 and (refill := refiller.fill(freed[0] if freed else None)) is not None:
+        """Every free slot takes approved work, the team of the run that freed it first; with
+        approved work and no free slot, a run branch still thinking gives up its slot (its own
+        approved work then waits for the next one: the work in hand runs first)."""
+        nonlocal unresolved
+        free = ctx.executor.slots - len(running) - unresolved
+        while True:
+            if free <= 0:
+                if not refiller.ready or not ctx.board.take_reservation():
+                    return
+                unresolved, free = unresolved - 1, free + 1
+                refiller.reserved -= 1  # that branch will not start a run: the budget may count on it
+            if (refill := refiller.fill(freed[0] if freed else None)) is None:
+                return
             if freed:
                 freed.pop(0)
             watch[refill.experiment_id] = refill
@@ -63,8 +73,9 @@ def tend(state: LabState, runtime: Runtime[LabContext], max_branches: int = MAX_
             sub = Submission.model_validate(d)
             watch[sub.experiment_id] = sub
             running.add(sub.experiment_id)
-        unresolved.difference_update(posts.done)
+        unresolved = posts.reserved
         fill_free_slots()
+        ctx.board.waiting(len(refiller.ready))
         thinking = ctx.board.thinking
         if not thinking and (arrived or not running):
             break
