@@ -15,7 +15,9 @@ the design before them, in one run; orchestration overhead at 6 slots; checkpoin
   baseline's mean) to the start of the budget's last experiment (after it nothing may start).
   The whole span, first start to last end, is listed too. ``--designs new`` runs only the
   current design (about 2 minutes instead of 10) and prints its figures without writing
-  BENCHMARKS.md: for iterating on the design.
+  BENCHMARKS.md: for iterating on the design. The current design runs ``--repeats`` times (3;
+  lab seeds 0, 1, ...), the median is the headline: thread interleaving alone moves one run's
+  figure by ±0.08.
 * **overhead**: the lab's own time per experiment on 6 slots with no-op experiments and the
   scientist's thinking taken out.
 * **checkpoint**: bytes of the SQLite checkpoint per experiment after 50 and 200 experiments.
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import sqlite3
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -110,39 +113,50 @@ def utilization_run(settings: LabSettings, n: int) -> dict[str, Any]:
             "refilled": refilled, "model_s": sci.seconds}
 
 
-def utilization(n: int, designs_run: str = "both") -> None:
-    common = dict(n_teams=TEAMS, max_experiments=n, stop_after_no_keep=None, seed=0)
-    designs = [
-        ("before: 1 run per team, no approved work", LabSettings(**common, experimenters_per_team=1, refill_while_thinking=False,  # type: ignore[arg-type]
-                                                                 spare_slots_to_best_team=False)),
-        ("experimenters, approved work, refills", LabSettings(**common, experimenters_per_team=EXPERIMENTERS)),  # type: ignore[arg-type]
-    ]
-    if designs_run == "new":
-        designs = designs[1:]
+def utilization(n: int, designs_run: str = "both", repeats: int = 3) -> None:
+    """The current design ``repeats`` times (lab seeds 0, 1, ...: threads interleave differently
+    each run, and one run's figure moved between 0.82 and 0.98 from that alone), the design
+    before once (it is far below, and four times slower); the headline is the median."""
+    common = dict(n_teams=TEAMS, max_experiments=n, stop_after_no_keep=None)
+    before_name, new_name = "before: 1 run per team, no approved work", "experimenters, approved work, refills"
+    runs: list[tuple[str, int, LabSettings]] = [
+        (new_name, seed, LabSettings(**common, seed=seed, experimenters_per_team=EXPERIMENTERS))  # type: ignore[arg-type]
+        for seed in range(repeats)]
+    if designs_run == "both":
+        runs.insert(0, (before_name, 0, LabSettings(**common, seed=0, experimenters_per_team=1,  # type: ignore[arg-type]
+                                                    refill_while_thinking=False, spare_slots_to_best_team=False)))
     rows, results = [], {}
-    for name, settings in designs:
+    for name, seed, settings in runs:
         r = utilization_run(settings, n)
-        results[name] = r
-        rows.append([name, r["experiments"], round(r["window"], 3), round(r["span"], 3), round(r["wall"], 1), r["calls"], r["refilled"]])
-    headers = ["design", "experiments", "utilization while work remained", "utilization, whole span", "wall (s)",
+        results[(name, seed)] = r
+        rows.append([name, seed, r["experiments"], round(r["window"], 3), round(r["span"], 3), round(r["wall"], 1), r["calls"],
+                     r["refilled"]])
+        print(*rows[-1], sep=" | ", flush=True)
+    headers = ["design", "lab seed", "experiments", "utilization while work remained", "utilization, whole span", "wall (s)",
                "model calls", "slots refilled from approved work"]
     if designs_run == "new":
         print(markdown_table(headers, rows))  # the section compares both designs: not written
         return
-    before, after = (results[d[0]] for d in designs)
+    before = results[(before_name, 0)]
+    current = [results[(new_name, seed)] for seed in range(repeats)]
+    windows = [r["window"] for r in current]
     body = (f"{n} experiments on {SLOTS} slots, {TEAMS} teams; run durations 4-12 s (sleeps in an in-process executor, "
             "drawn from the configuration and seed); SearchScientist behind a scripted latency of 1-5 s per call (drawn from "
             "the call's inputs). Utilization while work remained: busy slot-seconds over slot-seconds from the end of the "
             "baseline runs (before it no exploration can start) to the start of the budget's last experiment (after it nothing "
             "may start). Whole span: first start to last end (includes the baseline, when 3 of 6 slots run the default, and "
             "the drain after the last start). The design before: one run in flight per team, no approved work kept, spare "
-            "slots idle.\n\n" + markdown_table(headers, rows))
+            f"slots idle. The current design runs {repeats} times (lab seeds 0-{repeats - 1}): how the threads interleave "
+            "changes every decision after the first results, so one run is one draw; the headline is the median.\n\n"
+            + markdown_table(headers, rows))
+    median_wall = statistics.median(r["wall"] for r in current)
     write_section("slot-utilization-6", "Slot utilization, 6 slots, 3 teams x 2 experimenters", body, {
-        "slot utilization, 6 slots, 3 teams x 2": round(after["window"], 3),
+        "slot utilization, 6 slots, 3 teams x 2": round(statistics.median(windows), 3),
+        "slot utilization, 6 slots, 3 teams x 2, lowest run": round(min(windows), 3),
         "slot utilization, 6 slots, 3 teams x 2, design before": round(before["window"], 3),
-        "slot utilization, 6 slots, 3 teams x 2, whole span": round(after["span"], 3),
-        "wall ratio, new/before design": round(after["wall"] / before["wall"], 3),
-    }, f".venv/bin/python -m bench.bench_slots --only utilization --experiments {n}")
+        "slot utilization, 6 slots, 3 teams x 2, whole span": round(statistics.median(r["span"] for r in current), 3),
+        "wall ratio, new/before design": round(median_wall / before["wall"], 3),
+    }, f".venv/bin/python -m bench.bench_slots --only utilization --experiments {n} --repeats {repeats}")
 
 
 def overhead(n: int) -> None:
@@ -227,11 +241,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--experiments", type=int, default=60)
     ap.add_argument("--only", choices=["utilization", "overhead", "checkpoint"])
+    ap.add_argument("--repeats", type=int, default=3, help="utilization: runs of the current design (median reported)")
     ap.add_argument("--designs", choices=["both", "new"], default="both",
                     help="utilization: both designs (writes BENCHMARKS.md) or only the current one (prints it)")
     args = ap.parse_args()
     if args.only in (None, "utilization"):
-        utilization(args.experiments, args.designs)
+        utilization(args.experiments, args.designs, args.repeats)
     if args.only in (None, "overhead"):
         overhead(args.experiments)
     if args.only in (None, "checkpoint"):
