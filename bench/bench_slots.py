@@ -16,8 +16,8 @@ the design before them, in one run; orchestration overhead at 6 slots; checkpoin
   The whole span, first start to last end, is listed too. ``--designs new`` runs only the
   current design (about 2 minutes instead of 10) and prints its figures without writing
   BENCHMARKS.md: for iterating on the design. The current design runs ``--repeats`` times (3;
-  lab seeds 0, 1, ...), the median is the headline: thread interleaving alone moves one run's
-  figure by ±0.08.
+  lab seeds 0, 1, ...), the median is the headline: how threads interleave changes the run, and
+  the same seed measured 0.82 once and 0.98 another time.
 * **overhead**: the lab's own time per experiment on 6 slots with no-op experiments and the
   scientist's thinking taken out.
 * **checkpoint**: bytes of the SQLite checkpoint per experiment after 50 and 200 experiments.
@@ -115,8 +115,8 @@ def utilization_run(settings: LabSettings, n: int) -> dict[str, Any]:
 
 def utilization(n: int, designs_run: str = "both", repeats: int = 3) -> None:
     """The current design ``repeats`` times (lab seeds 0, 1, ...: threads interleave differently
-    each run, and one run's figure moved between 0.82 and 0.98 from that alone), the design
-    before once (it is far below, and four times slower); the headline is the median."""
+    each run, and the same seed measured 0.82 on one run and 0.98 on another), the design
+    before once (it is far below, and three times slower); the headline is the median."""
     common = dict(n_teams=TEAMS, max_experiments=n, stop_after_no_keep=None)
     before_name, new_name = "before: 1 run per team, no approved work", "experimenters, approved work, refills"
     runs: list[tuple[str, int, LabSettings]] = [

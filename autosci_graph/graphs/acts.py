@@ -70,7 +70,7 @@ def drive(steps: Steps[T]) -> T:
             elif isinstance(want, Together):
                 value = _together(want)
             else:
-                value = getattr(want.who, want.act)(**want.kwargs)
+                value = _call(want)
         except Exception as exc:  # handed to the node, which decides (a ProviderError is a failed turn)
             error = exc
 
@@ -105,9 +105,13 @@ def _together(want: Together) -> list[Any]:
         return list(pool.map(_outcome, want.acts))
 
 
+def _call(act: Act) -> Any:
+    return getattr(act.who, act.act)(**act.kwargs)
+
+
 def _outcome(act: Act) -> Any:
     try:
-        return getattr(act.who, act.act)(**act.kwargs)
+        return _call(act)
     except Exception as exc:  # handed to the node with the others' answers
         return exc
 

@@ -37,8 +37,8 @@ class Posts:
     started: list[dict[str, Any]] = field(default_factory=list)
     #: Turns of the branches that ended since.
     done: list[int] = field(default_factory=list)
-    #: Run branches still holding the slot reserved for them, when taken (their run not started,
-    #: their turn not over): those slots are not free.
+    #: Run branches holding a reserved slot at the time of the take (run not started, turn not
+    #: over): those slots are not free.
     reserved: int = 0
 
 
@@ -79,7 +79,8 @@ class RoundBoard:
         """Approved work and started runs; the run branch ``turn`` that started one gives up its
         reservation in the same step (its run now holds the slot)."""
         with self._cond:
-            self._reserved.discard(turn)  # type: ignore[arg-type]
+            if turn is not None:
+                self._reserved.discard(turn)
             self._posts.queued.extend(queued)
             self._posts.started.extend(started)
             self._cond.notify_all()

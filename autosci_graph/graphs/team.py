@@ -21,7 +21,7 @@ from autosci_graph.graphs.state import LabState, Notebook, merge_awaiting
 from autosci_graph.lab.changes import StackingError, change_key, change_to_run, champion_key, has_code
 from autosci_graph.lab.critique import auto_review
 from autosci_graph.lab.retry import TurnFailure
-from autosci_graph.scientists.base import CritiqueReply, ProposeReply, RecalledMemory
+from autosci_graph.scientists.base import ProposeReply, RecalledMemory
 from autosci_graph.scientists.providers import ProviderError
 from autosci_graph.lab.teams import team_experimenters
 from autosci_graph.state import (
@@ -209,12 +209,11 @@ def _critique(state: TeamState, ctx: LabContext) -> Steps[dict[str, Any]]:
             asks.append(Act(ctx.reviewer, "critique", {"view": view, "proposal": p, "reviewer": _reviewer(p.author, team, nb, rotation),
                                                        "recalled": recalled}))
         ruled.append(review)
-    answers = iter((yield Together(tuple(asks))) if asks else [])
-    asked = iter(asks)
+    answers = iter(zip(asks, (yield Together(tuple(asks))) if asks else []))
     for p, review in zip(proposals, ruled):
         if review is None:
-            reviewer = next(asked).kwargs["reviewer"]
-            reply: CritiqueReply | BaseException = next(answers)
+            ask, reply = next(answers)
+            reviewer: str = ask.kwargs["reviewer"]
             failure: TurnFailure | None = None
             if isinstance(reply, ProviderError):
                 usage = add_usage(usage, _usage_of(reply))

@@ -99,6 +99,19 @@ def test_the_board_lets_a_branch_draft_again_only_while_another_is_in_its_first_
     assert not board.another_turn(0, slots=2, turns_left=None)  # nobody left in a first turn
 
 
+def test_tend_takes_only_the_slot_of_a_run_branch_that_has_not_committed_to_its_run() -> None:
+    board = RoundBoard()
+    board.begin(3, reserved=2)  # branches 0 and 1 are run branches, 2 thinks ahead
+    assert board.take().reserved == 2
+    assert board.keep_slot(1)  # branch 1 commits to its run: its slot is no longer for the taking
+    assert board.take_reservation()  # branch 0's slot goes to approved work
+    assert not board.take_reservation()  # nothing else to take: 1 committed, 2 never had a slot
+    assert board.take().reserved == 1
+    assert not board.keep_slot(0)  # branch 0 then finds its slot gone and thinks ahead instead
+    board.post(started=[{"experiment_id": "e1"}], turn=1)  # branch 1's run now holds its slot
+    assert board.take().reserved == 0
+
+
 class StuckTeamScientist(SearchScientist):
     """Team t1 is stuck in its first proposal after the baseline until team t2 has proposed
     twice meanwhile (or 30 s pass: ``gave_up``); every critique approves."""
