@@ -188,6 +188,13 @@ class DeadEnd(Record):
     delta: float | None = None
     family: str = ""
     reason: str = ""
+    #: ``"crash"`` (no result: a crash, divergence, time-out) or ``"discard"`` (measured worse).
+    outcome: str = "discard"
+    #: Where it failed: the key of its full configuration with ``axis`` left out (every other knob
+    #: and the code). A measured loss is evidence about its range only from that same place: on a
+    #: task whose knobs interact, the learning rate that lost at one batch size can win at
+    #: another. ``None``: not recorded (older registries): the range binds everywhere.
+    context: str | None = None
     at: float = Field(default_factory=time.time)
 
 

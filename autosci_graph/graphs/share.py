@@ -34,7 +34,7 @@ from autosci_graph.lab.lead import (
 )
 from autosci_graph.lab.candidates import next_confirmation, next_seed, rebased_change
 from autosci_graph.lab.critique import refutes
-from autosci_graph.lab.changes import champion_change, champion_key, change_key
+from autosci_graph.lab.changes import champion_change, champion_key, change_key, context_key
 from autosci_graph.lab.knowledge import noise_estimate
 from autosci_graph.lab.posterior import Posterior
 from autosci_graph.lab.promotion import ModelEvidence, evidence, judge
@@ -490,6 +490,7 @@ def _close(s: _Share, entry: ExperimentEntry, team: Team | None, sub: Submission
             value=sub.proposal.change.knobs.get(axis) if axis else None,
             delta=None if entry.result.metric is None or entry.champion_metric is None else entry.result.metric - entry.champion_metric,
             family=f"{axis}/{sub.proposal.direction}", reason=entry.note,
+            outcome="crash" if entry.outcome == "crash" else "discard", context=context_key(s.ctx.task, sub.change, axis),
         ).to_state())
     if team is not None:
         s.teams[team.team_id] = update_counters(team, entry)

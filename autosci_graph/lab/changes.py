@@ -41,6 +41,12 @@ def change_key(task: ResearchTask, change: Change) -> str:
     return config_key(full_config(task, change), change.diff)
 
 
+def context_key(task: ResearchTask, change: Change, axis: str | None) -> str:
+    """Where a change moves ``axis`` from: the key of its full configuration without that knob
+    (every other knob, and the code)."""
+    return config_key({k: v for k, v in full_config(task, change).items() if k != axis}, change.diff)
+
+
 def champion_change(champion: Champion, description: str = "") -> Change:
     """The champion itself as a change (for repeats on new seeds)."""
     return Change(knobs=dict(champion.config), diff=champion.diff, description=description or champion.description)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from autosci_graph.agent_records import LabView, RecalledMemory
-from autosci_graph.lab.changes import StackingError, champion_key, change_key, change_to_run
+from autosci_graph.lab.changes import StackingError, champion_key, change_key, change_to_run, context_key
 from autosci_graph.state import Change, ExperimentEntry, Proposal, Review
 from autosci_graph.task import CategoricalKnob, KnobValue, ResearchTask, unit
 
@@ -141,19 +141,24 @@ def auto_review(
         return _reject(p, "dead_end", f"{p.axis}/{p.direction} has {discards} discards and no keep: a dead end.")
 
     if not p.what_is_different.strip():
-        hit = _failed_range_hit(p, view, recalled or [], rules)
+        hit = _failed_range_hit(p, view, recalled or [], rules, context_key(task, candidate, p.axis))
         if hit:
             return _reject(p, "failed_range", hit + " Say what is different (what_is_different) or choose another value.")
     return None
 
 
-def _failed_range_hit(p: Proposal, view: LabView, recalled: list[RecalledMemory], rules: CritiqueRules) -> str | None:
-    """Whether the proposal moves into a range where a recorded run already failed."""
+def _failed_range_hit(p: Proposal, view: LabView, recalled: list[RecalledMemory], rules: CritiqueRules,
+                      context: str) -> str | None:
+    """Whether the proposal moves into a range where a recorded run already failed. A run that
+    measured worse marks a failed range only where every other knob (and the code) is as it was
+    then (``context``): once the base moved, the same value is a new question, which the single
+    agent asks too. A crash marks it everywhere: divergence and out-of-memory rarely depend on
+    the rest of the configuration, and each costs a whole run."""
     axis = p.axis or ""
     new = _numeric(p.change.knobs.get(axis))
     champ = _numeric(view.champion.config.get(axis))
     for d in view.dead_ends:
-        if d.axis != axis:
+        if d.axis != axis or (d.outcome == "discard" and d.context is not None and d.context != context):
             continue
         failed = _numeric(d.value)
         if new is not None and champ is not None and failed is not None:

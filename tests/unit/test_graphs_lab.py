@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from lab_helpers import OPTIMUM, make_synth_task, noise_fn, run_lab, stable_normal, synth_loss, true_loss
 
-from autosci_graph.lab.changes import change_key
+from autosci_graph.lab.changes import change_key, context_key
 from autosci_graph.lab.critique import refutes
 from autosci_graph.lab.knowledge import axis_effects
 from autosci_graph.lab.lead import direction, shared_ancestor
@@ -118,6 +118,12 @@ def test_every_finished_run_is_in_the_log_and_every_discard_in_the_dead_end_regi
     registry = {d["experiment_id"] for d in final["dead_ends"]}
     assert refuting and refuting <= registry
     assert not {e.result.experiment_id for e in log if e.outcome == "discard" and (e.gain or 0) > 0 and e.kind == "explore"} & registry
+    # Each records where it failed: its run's configuration without its axis, and how it failed.
+    by_id = {e.result.experiment_id: e for e in log}
+    for d in final["dead_ends"]:
+        e = by_id[d["experiment_id"]]
+        assert d["context"] == context_key(TASK, e.result.change, d["axis"])
+        assert d["outcome"] == ("crash" if e.outcome == "crash" else "discard")
     assert {e.kind for e in log} >= {"baseline", "explore"}
     assert sum(e.kind == "baseline" for e in log) == settings.baseline_seeds
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from lab_helpers import champion, dead_end, entry, make_synth_task, proposal, view
 
+from autosci_graph.lab.changes import context_key
 from autosci_graph.lab.critique import CritiqueRules, auto_review, refutes
 from autosci_graph.scientists.base import RecalledMemory
-from autosci_graph.state import Change
+from autosci_graph.state import Change, DeadEnd
 
 TASK = make_synth_task()
 #: Rules with the repeat rule switched off, to test the other rules in isolation.
@@ -195,6 +196,35 @@ def test_what_is_different_lets_a_proposal_through() -> None:
     p = proposal("lr", "increase", {"lr": 0.02}, what_is_different="warmup is now 10x longer, which the failure lacked")
     assert rule_of(p, v) is None
     assert rule_of(proposal("lr", "increase", {"lr": 0.02}, what_is_different="   "), v) == "failed_range"
+
+
+def _placed(axis: str, value: object, outcome: str, where: dict[str, object]) -> DeadEnd:
+    """A dead end on ``axis`` recorded with the context of a run at ``where`` (the champion's
+    other knobs at the time)."""
+    d = dead_end(axis, value)
+    return d.model_copy(update={"outcome": outcome, "context": context_key(TASK, Change(knobs={**TASK.default_config(), **where}), axis)})
+
+
+def test_a_measured_loss_binds_its_range_only_where_the_other_knobs_were() -> None:
+    # lr=1e-2 lost while width was 32 (the default). From the same base it is still a failed range;
+    # once width has moved to 128, the same lr is a new question (knobs interact).
+    lost_here = view(TASK, dead_ends=[_placed("lr", 0.01, "discard", {})])
+    assert rule_of(proposal("lr", "increase", {"lr": 0.02}), lost_here) == "failed_range"
+    moved = view(TASK, champ=champion(TASK, width=128), dead_ends=[_placed("lr", 0.01, "discard", {})])
+    assert rule_of(proposal("lr", "increase", {"lr": 0.02}), moved) is None
+    # The lr value itself is not part of the context: a loss at lr=1e-2 binds lr=5e-2 from the same base.
+    assert rule_of(proposal("lr", "increase", {"lr": 0.05}), lost_here) == "failed_range"
+
+
+def test_a_crash_binds_its_range_whatever_the_other_knobs() -> None:
+    moved = view(TASK, champ=champion(TASK, width=128), dead_ends=[_placed("lr", 0.01, "crash", {})])
+    assert rule_of(proposal("lr", "increase", {"lr": 0.02}), moved) == "failed_range"
+
+
+def test_a_dead_end_without_a_recorded_context_binds_everywhere() -> None:
+    # Registries written before contexts were recorded: the old, conservative rule.
+    moved = view(TASK, champ=champion(TASK, width=128), dead_ends=[dead_end("lr", 0.01)])
+    assert rule_of(proposal("lr", "increase", {"lr": 0.02}), moved) == "failed_range"
 
 
 def test_a_categorical_value_that_failed_is_rejected() -> None:
