@@ -189,7 +189,7 @@ def slot_utilization(n: int, slots: int) -> None:
                 [["lab (collect as slots free)", round(util, 3), round(span, 2)], ["round barrier (same durations)", round(barrier, 3), round(barrier_span, 2)]]))
     write_section("slot-utilization", "Slot utilization", body,
                   {"slot utilization": round(util, 3), "slot utilization, round-barrier baseline": round(barrier, 3)},
-                  f".venv/bin/python -m bench.bench_lab --only utilization")
+                  ".venv/bin/python -m bench.bench_lab --only utilization")
 
 
 class _TimedScientist(SearchScientist):

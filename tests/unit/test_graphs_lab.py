@@ -7,7 +7,6 @@ run takes well under a second.
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from typing import Any
 

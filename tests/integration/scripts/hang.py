@@ -6,7 +6,6 @@ directory, then ignores SIGTERM itself and sleeps forever.
 """
 import os
 import signal
-import sys
 import time
 
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
