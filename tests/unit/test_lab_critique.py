@@ -205,26 +205,30 @@ def _placed(axis: str, value: object, outcome: str, where: dict[str, object]) ->
     return d.model_copy(update={"outcome": outcome, "context": context_key(TASK, Change(knobs={**TASK.default_config(), **where}), axis)})
 
 
+LOCAL = CritiqueRules(local_failed_ranges=True)
+
+
 def test_a_measured_loss_binds_its_range_only_where_the_other_knobs_were() -> None:
     # lr=1e-2 lost while width was 32 (the default). From the same base it is still a failed range;
     # once width has moved to 128, the same lr is a new question (knobs interact).
     lost_here = view(TASK, dead_ends=[_placed("lr", 0.01, "discard", {})])
-    assert rule_of(proposal("lr", "increase", {"lr": 0.02}), lost_here) == "failed_range"
+    assert rule_of(proposal("lr", "increase", {"lr": 0.02}), lost_here, rules=LOCAL) == "failed_range"
     moved = view(TASK, champ=champion(TASK, width=128), dead_ends=[_placed("lr", 0.01, "discard", {})])
-    assert rule_of(proposal("lr", "increase", {"lr": 0.02}), moved) is None
+    assert rule_of(proposal("lr", "increase", {"lr": 0.02}), moved, rules=LOCAL) is None
+    assert rule_of(proposal("lr", "increase", {"lr": 0.02}), moved) == "failed_range"  # off by default
     # The lr value itself is not part of the context: a loss at lr=1e-2 binds lr=5e-2 from the same base.
-    assert rule_of(proposal("lr", "increase", {"lr": 0.05}), lost_here) == "failed_range"
+    assert rule_of(proposal("lr", "increase", {"lr": 0.05}), lost_here, rules=LOCAL) == "failed_range"
 
 
 def test_a_crash_binds_its_range_whatever_the_other_knobs() -> None:
     moved = view(TASK, champ=champion(TASK, width=128), dead_ends=[_placed("lr", 0.01, "crash", {})])
-    assert rule_of(proposal("lr", "increase", {"lr": 0.02}), moved) == "failed_range"
+    assert rule_of(proposal("lr", "increase", {"lr": 0.02}), moved, rules=LOCAL) == "failed_range"
 
 
 def test_a_dead_end_without_a_recorded_context_binds_everywhere() -> None:
     # Registries written before contexts were recorded: the old, conservative rule.
     moved = view(TASK, champ=champion(TASK, width=128), dead_ends=[dead_end("lr", 0.01)])
-    assert rule_of(proposal("lr", "increase", {"lr": 0.02}), moved) == "failed_range"
+    assert rule_of(proposal("lr", "increase", {"lr": 0.02}), moved, rules=LOCAL) == "failed_range"
 
 
 def test_a_categorical_value_that_failed_is_rejected() -> None:
