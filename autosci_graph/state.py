@@ -189,7 +189,7 @@ class DeadEnd(Record):
     family: str = ""
     reason: str = ""
     #: ``"crash"`` (no result: a crash, divergence, time-out) or ``"discard"`` (measured worse).
-    outcome: str = "discard"
+    outcome: Literal["crash", "discard"] = "discard"
     #: Where it failed: the key of its full configuration with ``axis`` left out (every other knob
     #: and the code). A measured loss is evidence about its range only from that same place: on a
     #: task whose knobs interact, the learning rate that lost at one batch size can win at

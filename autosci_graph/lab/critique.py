@@ -146,19 +146,23 @@ def auto_review(
         return _reject(p, "dead_end", f"{p.axis}/{p.direction} has {discards} discards and no keep: a dead end.")
 
     if not p.what_is_different.strip():
-        hit = _failed_range_hit(p, view, recalled or [], rules, context_key(task, candidate, p.axis))
+        # The context is a hash of the whole configuration: only worth computing when it is read
+        # (the offline scientist screens every draft through these rules).
+        context = context_key(task, candidate, p.axis) if rules.local_failed_ranges else None
+        hit = _failed_range_hit(p, view, recalled or [], rules, context)
         if hit:
             return _reject(p, "failed_range", hit + " Say what is different (what_is_different) or choose another value.")
     return None
 
 
 def _failed_range_hit(p: Proposal, view: LabView, recalled: list[RecalledMemory], rules: CritiqueRules,
-                      context: str) -> str | None:
-    """Whether the proposal moves into a range where a recorded run already failed. A run that
-    measured worse marks a failed range only where every other knob (and the code) is as it was
-    then (``context``) when ``rules.local_failed_ranges`` is on: once the base moved, the same
-    value is a new question, which the single agent asks too. A crash marks it everywhere: divergence and out-of-memory rarely depend on
-    the rest of the configuration, and each costs a whole run."""
+                      context: str | None) -> str | None:
+    """Whether the proposal moves into a range where a recorded run already failed. With
+    ``rules.local_failed_ranges``, a run that measured worse marks its range only where every
+    other knob and the code are as they were then (``context``): once the base moved, the same
+    value is a new question, which the single agent asks too. A crash marks it everywhere:
+    divergence and out-of-memory rarely depend on the rest of the configuration, and each costs
+    a whole run."""
     axis = p.axis or ""
     new = _numeric(p.change.knobs.get(axis))
     champ = _numeric(view.champion.config.get(axis))
